@@ -1,0 +1,44 @@
+# Two entry points (README quick start): `make run` and `make test`.
+# Both create ./.venv with the pinned dependencies when it is missing or stale.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-sqlite test-postgres lint format openapi bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/onecard serve
+
+# The whole suite on SQLite, then on PostgreSQL when ONECARD_TEST_DATABASE_URL is set.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@echo "== SQLite"
+	env -u ONECARD_TEST_DATABASE_URL $(BIN)/pytest -q
+	@if [ -n "$$ONECARD_TEST_DATABASE_URL" ]; then \
+		echo "== PostgreSQL: $$ONECARD_TEST_DATABASE_URL"; \
+		$(BIN)/pytest -q; \
+	else \
+		echo "== PostgreSQL run skipped: set ONECARD_TEST_DATABASE_URL to run it"; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+openapi: $(STAMP)
+	$(BIN)/onecard openapi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

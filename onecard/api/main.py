@@ -1,0 +1,61 @@
+"""The FastAPI application factory: assembles middleware, error handling and routers.
+
+:func:`create_app` takes a ready :class:`Runtime` (tests, embedded server);
+:func:`app_from_environment` is what each uvicorn worker imports (``--factory``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from onecard import __version__
+from onecard.api import problems
+from onecard.api.middleware import Observability, SecurityHeaders
+from onecard.api.routers import audit, auth, enterprises, health, me, persons, staff
+from onecard.api.runtime import Runtime, build_runtime
+from onecard.core.settings import get_settings
+
+DESCRIPTION = """onecard: the city's citizen one-card and identity trust service.
+
+Errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code`.
+Lists are paginated with an opaque `cursor`; creates accept an `Idempotency-Key` header.
+Until the OpenID Connect provider lands, authenticate with a bearer token from
+`POST /v1/auth/sign-in` or `onecard admin token`.
+"""
+
+
+def create_app(runtime: Runtime | None) -> FastAPI:
+    """The application; ``runtime`` may be ``None`` only to render the OpenAPI document."""
+    app = FastAPI(
+        title="onecard",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    for router in (
+        health.router,
+        auth.router,
+        persons.router,
+        me.router,
+        staff.router,
+        enterprises.router,
+        audit.router,
+    ):
+        app.include_router(router)
+    app.add_middleware(Observability)
+    https = runtime is not None and runtime.settings.public_url.startswith("https://")
+    app.add_middleware(SecurityHeaders, https=https)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Worker entry point: settings from the environment, schema and keys already prepared."""
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    return create_app(build_runtime(settings))

@@ -1,0 +1,1 @@
+"""HTTP routers: each parses input, calls one domain function and maps the result."""

@@ -1,0 +1,271 @@
+"""Persons: self-registration, counter registration, look-up and lifecycle (staff)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from onecard.api import idempotency
+from onecard.api.deps import PersonReader, Registrar, RuntimeDep
+from onecard.api.schemas import (
+    AuditEventOut,
+    CounterRegistration,
+    IdentityNumberOut,
+    LevelChange,
+    PageOut,
+    PersonOut,
+    PersonSearch,
+    PersonUpdate,
+    SelfRegistration,
+    StatusChange,
+)
+from onecard.core.audit import Actor, AuditEvent, events_about_person
+from onecard.core.errors import InvalidInput, NotFound
+from onecard.core.pagination import DEFAULT_LIMIT, check_limit
+from onecard.identity import persons
+from onecard.identity.actions import IdentityAction
+from onecard.identity.credentials import set_password
+from onecard.identity.models import AssuranceLevel, RegisteredBy, SubjectStatus
+from onecard.identity.passwords import check_password_policy
+
+router = APIRouter(prefix="/v1/persons", tags=["persons"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+@router.post(
+    "/register",
+    status_code=201,
+    response_model=PersonOut,
+    summary="Self-registration (assurance level 1)",
+)
+def register_self(
+    body: SelfRegistration,
+    request: Request,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    new = persons.NewPerson(body.name, body.identity_number, body.phone, body.email)
+    # Check the password before the slow work, and keep personal data out of it.
+    check_password_policy(body.password, personal_values=(body.identity_number, body.phone))
+
+    def create() -> PersonOut:
+        person = persons.register_person(session, runtime.sealer, new, actor=Actor("person", None))
+        set_password(session, runtime.hasher, person, body.password, actor=Actor.person(person.id))
+        return PersonOut.of(person)
+
+    with runtime.database.session() as session:
+        return idempotency.run(
+            session,
+            request,
+            caller="anonymous",
+            key=idempotency_key,
+            body=body,
+            secret_fields=frozenset({"password"}),
+            create=create,
+        )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=PersonOut,
+    summary="Register a person at the counter after an in-person check (level 2)",
+)
+def register_at_counter(
+    body: CounterRegistration,
+    request: Request,
+    principal: Registrar,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    new = persons.NewPerson(body.name, body.identity_number, body.phone, body.email)
+    if body.initial_password:
+        check_password_policy(body.initial_password, personal_values=(body.identity_number,))
+
+    def create() -> PersonOut:
+        person = persons.register_person(
+            session,
+            runtime.sealer,
+            new,
+            actor=principal.actor,
+            level=AssuranceLevel.SUBSTANTIAL,
+            registered_by=RegisteredBy.REGISTRAR,
+            evidence={"document_checked": body.document_checked},
+        )
+        if body.initial_password:
+            set_password(
+                session, runtime.hasher, person, body.initial_password, actor=principal.actor
+            )
+        return PersonOut.of(person)
+
+    with runtime.database.session() as session:
+        return idempotency.run(
+            session,
+            request,
+            caller=str(principal.person_id),
+            key=idempotency_key,
+            body=body,
+            secret_fields=frozenset({"initial_password"}),
+            create=create,
+        )
+
+
+@router.get("", response_model=PageOut[PersonOut], summary="List persons (staff; audited)")
+def list_persons(
+    principal: PersonReader,
+    runtime: RuntimeDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    status: SubjectStatus | None = None,
+    level: Annotated[int | None, Query(ge=1, le=3)] = None,
+) -> PageOut[PersonOut]:
+    check_limit(limit)
+    with runtime.database.session() as session:
+        page = persons.list_persons(
+            session,
+            limit=limit,
+            cursor=cursor,
+            status=status,
+            level=AssuranceLevel(level) if level else None,
+        )
+        persons.record_staff_view(session, page.items, actor=principal.actor, why="list")
+        return PageOut(items=[PersonOut.of(p) for p in page.items], next_cursor=page.next_cursor)
+
+
+@router.post(
+    "/search",
+    response_model=PersonOut,
+    summary="Find a person by identity number (in the body, so it stays out of URLs and logs)",
+)
+def search(body: PersonSearch, principal: PersonReader, runtime: RuntimeDep) -> PersonOut:
+    with runtime.database.session() as session:
+        person = persons.find_by_identity_number(session, runtime.sealer, body.identity_number)
+        if person is None:
+            raise NotFound("no person with this identity number", code="person_not_found")
+        persons.record_staff_view(session, [person], actor=principal.actor, why="search")
+        return PersonOut.of(person)
+
+
+@router.get("/{person_id}", response_model=PersonOut, summary="One person (staff; audited)")
+def get_person(person_id: uuid.UUID, principal: PersonReader, runtime: RuntimeDep) -> PersonOut:
+    with runtime.database.session() as session:
+        person = persons.get_person(session, person_id)
+        persons.record_staff_view(session, [person], actor=principal.actor, why="read")
+        return PersonOut.of(person)
+
+
+@router.get(
+    "/{person_id}/identity-number",
+    response_model=IdentityNumberOut,
+    summary="The full identity number (registrar; audited)",
+)
+def reveal(person_id: uuid.UUID, principal: Registrar, runtime: RuntimeDep) -> IdentityNumberOut:
+    with runtime.database.session() as session:
+        person = persons.get_person(session, person_id)
+        number = persons.reveal_identity_number(
+            session, runtime.sealer, person, actor=principal.actor
+        )
+    return IdentityNumberOut(identity_number=number)
+
+
+@router.patch("/{person_id}", response_model=PersonOut, summary="Correct a person's details")
+def update_person(
+    person_id: uuid.UUID, body: PersonUpdate, principal: Registrar, runtime: RuntimeDep
+) -> PersonOut:
+    with runtime.database.session() as session:
+        person = persons.update_contact(
+            session,
+            persons.get_person(session, person_id),
+            actor=principal.actor,
+            name=body.name,
+            phone=body.phone,
+            email=body.email,
+            clear=frozenset(body.clear),
+        )
+        return PersonOut.of(person)
+
+
+@router.post("/{person_id}/level", response_model=PersonOut, summary="Set the assurance level")
+def set_level(
+    person_id: uuid.UUID, body: LevelChange, principal: Registrar, runtime: RuntimeDep
+) -> PersonOut:
+    with runtime.database.session() as session:
+        person = persons.set_assurance_level(
+            session,
+            persons.get_person(session, person_id),
+            AssuranceLevel(body.level),
+            actor=principal.actor,
+            evidence=body.evidence,
+        )
+        return PersonOut.of(person)
+
+
+def _status_route(action: IdentityAction, summary: str) -> None:
+    verb = action.rsplit(":", 1)[1]
+
+    @router.post(
+        f"/{{person_id}}/{verb}", response_model=PersonOut, summary=summary, name=f"{verb}_person"
+    )
+    def change(
+        person_id: uuid.UUID, body: StatusChange, principal: Registrar, runtime: RuntimeDep
+    ) -> PersonOut:
+        with runtime.database.session() as session:
+            person = persons.change_status(
+                session,
+                persons.get_person(session, person_id),
+                action,
+                actor=principal.actor,
+                reason=body.reason,
+            )
+            return PersonOut.of(person)
+
+
+_status_route(IdentityAction.PERSON_SUSPEND, "Suspend a person (revokes their tokens)")
+_status_route(IdentityAction.PERSON_REINSTATE, "Reinstate a suspended person")
+_status_route(IdentityAction.PERSON_CLOSE, "Close a person's record (final)")
+
+
+@router.get(
+    "/{person_id}/audit-events",
+    response_model=PageOut[AuditEventOut],
+    summary="Audit events about a person (staff)",
+)
+def person_events(
+    person_id: uuid.UUID,
+    principal: PersonReader,
+    runtime: RuntimeDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> PageOut[AuditEventOut]:
+    with runtime.database.session() as session:
+        persons.get_person(session, person_id)
+        events = events_about_person(
+            session, person_id, limit=limit + 1, before_seq=seq_cursor(cursor)
+        )
+    return events_page(events, limit)
+
+
+def seq_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isdigit() or len(cursor) > 19:
+        raise InvalidInput("the cursor is not one this service issued", code="bad_cursor")
+    return int(cursor)
+
+
+def events_page(events: list[AuditEvent], limit: int) -> PageOut[AuditEventOut]:
+    more = len(events) > limit
+    events = events[:limit]
+    return PageOut(
+        items=[
+            AuditEventOut(
+                **e.model_dump(exclude={"data", "prev_hash", "hash", "person_id"}),
+                data=e.data_dict(),
+            )
+            for e in events
+        ],
+        next_cursor=str(events[-1].seq) if more and events else None,
+    )

@@ -1,0 +1,66 @@
+"""The long-lived services a process needs, built once from settings.
+
+:func:`prepare` is the start-up sequence of the embedded default (master key, migrations,
+signing keys, first-administrator bootstrap code). Workers only :func:`build_runtime`: the
+schema and keys already exist by then, and a worker must never race another to create them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from onecard.core.audit import Actor
+from onecard.core.db import Database
+from onecard.core.keyring import Keyring
+from onecard.core.sealing import Sealer, load_master_key
+from onecard.core.settings import Settings
+from onecard.identity.bootstrap import offer_bootstrap_token
+from onecard.identity.passwords import PasswordHasher
+from onecard.identity.staff import admin_exists
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    sealer: Sealer
+    keyring: Keyring
+    hasher: PasswordHasher
+
+    def close(self) -> None:
+        self.database.dispose()
+
+
+def build_runtime(
+    settings: Settings, *, create_master_key: bool = False, database: Database | None = None
+) -> Runtime:
+    settings.check_production()
+    create = create_master_key and settings.env != "production"
+    sealer = Sealer(load_master_key(settings, create=create))
+    return Runtime(
+        settings=settings,
+        database=database
+        or Database(settings.effective_database_url, pool_size=settings.db_pool_size),
+        sealer=sealer,
+        keyring=Keyring(sealer, retirement=timedelta(seconds=settings.key_retirement_seconds)),
+        hasher=PasswordHasher.from_settings(settings),
+    )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    runtime: Runtime
+    needs_admin: bool
+    bootstrap_token: str | None  # issued on this start; None if one is already live
+
+
+def prepare(settings: Settings) -> Prepared:
+    """First-start work, idempotent: migrate, create missing keys, offer a bootstrap token."""
+    runtime = build_runtime(settings, create_master_key=True)
+    runtime.database.upgrade()
+    with runtime.database.session() as session:
+        runtime.keyring.ensure_keys(session, Actor.system())
+        needs_admin = not admin_exists(session)
+        token = offer_bootstrap_token(session) if needs_admin else None
+    return Prepared(runtime, needs_admin, token)

@@ -1,0 +1,281 @@
+"""Request and response bodies. Sealed columns have no field here, so no response can leak them;
+personal numbers appear only masked."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Generic, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from onecard.core.masking import mask_email, mask_phone
+from onecard.identity.models import (
+    AssuranceLevel,
+    Enterprise,
+    EnterpriseRoleGrant,
+    Person,
+    StaffRole,
+)
+
+T = TypeVar("T")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=2000)
+
+
+class PageOut(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page.")
+
+
+# -- persons ------------------------------------------------------------------------------
+
+
+class SelfRegistration(Body):
+    name: str = Field(max_length=100, examples=["张三"])
+    identity_number: str = Field(max_length=32, examples=["11010519491231002X"])
+    password: str = Field(max_length=256)
+    phone: str | None = Field(None, max_length=32)
+    email: str | None = Field(None, max_length=254)
+
+
+class CounterRegistration(Body):
+    """Registration by a registrar after checking the person's identity document in person."""
+
+    name: str = Field(max_length=100)
+    identity_number: str = Field(max_length=32)
+    phone: str | None = Field(None, max_length=32)
+    email: str | None = Field(None, max_length=254)
+    document_checked: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The document seen at the counter, e.g. 'resident identity card'.",
+    )
+    initial_password: str | None = Field(None, max_length=256)
+
+
+class PersonSearch(Body):
+    identity_number: str = Field(max_length=32)
+
+
+class PersonUpdate(Body):
+    name: str | None = Field(None, max_length=100)
+    phone: str | None = Field(None, max_length=32)
+    email: str | None = Field(None, max_length=254)
+    clear: list[Literal["phone", "email"]] = Field(default_factory=list)
+
+
+class ContactUpdate(Body):
+    phone: str | None = Field(None, max_length=32)
+    email: str | None = Field(None, max_length=254)
+    clear: list[Literal["phone", "email"]] = Field(default_factory=list)
+
+
+class LevelChange(Body):
+    level: Literal[1, 2, 3]
+    evidence: str = Field(min_length=1, max_length=500)
+
+
+class StatusChange(Body):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class PersonOut(BaseModel):
+    """A person as staff see it: the identity number masked, contact details masked."""
+
+    id: uuid.UUID
+    name: str
+    identity_number_masked: str
+    birth_date: date
+    sex: str
+    phone_masked: str | None
+    email_masked: str | None
+    assurance_level: int
+    acr: str
+    status: str
+    status_reason: str | None
+    registered_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, person: Person) -> PersonOut:
+        return cls(
+            id=person.id,
+            name=person.name,
+            identity_number_masked=person.identity_number_masked,
+            birth_date=person.birth_date,
+            sex=person.sex,
+            phone_masked=mask_phone(person.phone) if person.phone else None,
+            email_masked=mask_email(person.email) if person.email else None,
+            assurance_level=person.assurance_level,
+            acr=AssuranceLevel(person.assurance_level).acr,
+            status=person.status,
+            status_reason=person.status_reason,
+            registered_by=person.registered_by,
+            created_at=person.created_at,
+            updated_at=person.updated_at,
+        )
+
+
+class MeOut(PersonOut):
+    """The citizen's own view: their own phone and email in full."""
+
+    phone: str | None
+    email: str | None
+    totp_enrolled: bool
+    staff_roles: list[str]
+
+    @classmethod
+    def of_me(cls, person: Person, *, totp: bool, roles: list[str]) -> MeOut:
+        base = PersonOut.of(person).model_dump()
+        return cls(
+            **base, phone=person.phone, email=person.email, totp_enrolled=totp, staff_roles=roles
+        )
+
+
+class IdentityNumberOut(BaseModel):
+    identity_number: str
+
+
+# -- credentials --------------------------------------------------------------------------
+
+
+class PasswordChange(Body):
+    current_password: str = Field(max_length=256)
+    new_password: str = Field(max_length=256)
+
+
+class TotpEnrolmentOut(BaseModel):
+    secret: str
+    provisioning_uri: str
+
+
+class TotpCode(Body):
+    code: str = Field(min_length=6, max_length=10)
+
+
+class RecoveryCodesOut(BaseModel):
+    recovery_codes: list[str]
+
+
+class SignIn(Body):
+    login: str = Field(max_length=254, description="Identity number, phone or email.")
+    password: str = Field(max_length=256)
+    totp_code: str | None = Field(None, max_length=10)
+    recovery_code: str | None = Field(None, max_length=20)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+
+
+class Bootstrap(Body):
+    name: str = Field(max_length=100)
+    identity_number: str = Field(max_length=32)
+    password: str = Field(max_length=256)
+    phone: str | None = Field(None, max_length=32)
+    email: str | None = Field(None, max_length=254)
+
+
+# -- staff --------------------------------------------------------------------------------
+
+
+class StaffRoleGrant(Body):
+    person_id: uuid.UUID
+    role: str = Field(max_length=32)
+
+
+class StaffRoleOut(BaseModel):
+    id: uuid.UUID
+    person_id: uuid.UUID
+    role: str
+    granted_by: uuid.UUID | None
+    granted_at: datetime
+    withdrawn_at: datetime | None
+
+    @classmethod
+    def of(cls, grant: StaffRole) -> StaffRoleOut:
+        return cls.model_validate(grant, from_attributes=True)
+
+
+# -- enterprises --------------------------------------------------------------------------
+
+
+class EnterpriseRegistration(Body):
+    name: str = Field(max_length=200)
+    credit_code: str = Field(max_length=32, examples=["91350100M000100Y43"])
+    legal_representative_id: uuid.UUID
+
+
+class LegalRepresentativeChange(Body):
+    legal_representative_id: uuid.UUID
+
+
+class EnterpriseOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    credit_code: str
+    legal_representative_id: uuid.UUID
+    status: str
+    status_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, enterprise: Enterprise) -> EnterpriseOut:
+        return cls.model_validate(enterprise, from_attributes=True)
+
+
+class RoleGrantIn(Body):
+    person_id: uuid.UUID
+    role: str = Field(max_length=64, description="'admin', 'agent' or a named service role.")
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+
+
+class RoleGrantOut(BaseModel):
+    id: uuid.UUID
+    enterprise_id: uuid.UUID
+    person_id: uuid.UUID
+    role: str
+    valid_from: datetime | None
+    valid_until: datetime | None
+    granted_by: uuid.UUID | None
+    granted_at: datetime
+    withdrawn_at: datetime | None
+
+    @classmethod
+    def of(cls, grant: EnterpriseRoleGrant) -> RoleGrantOut:
+        return cls.model_validate(grant, from_attributes=True)
+
+
+class MyEnterpriseOut(EnterpriseOut):
+    my_roles: list[str]
+
+
+# -- audit --------------------------------------------------------------------------------
+
+
+class AuditEventOut(BaseModel):
+    id: uuid.UUID
+    seq: int
+    occurred_at: datetime
+    action: str
+    actor_kind: str
+    actor_id: str | None
+    subject_type: str | None
+    subject_id: str | None
+    data: dict
+
+
+class ChainReportOut(BaseModel):
+    ok: bool
+    events: int
+    checkpoints: int
+    broken_seq: int | None = None
+    broken_reason: str | None = None

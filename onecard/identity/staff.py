@@ -1,0 +1,115 @@
+"""Staff roles (admin, registrar, ca_officer, card_officer, auditor) held by persons.
+
+Only an admin grants or withdraws them, every change is audited, and the last admin cannot be
+withdrawn (that would leave nobody able to administer the service).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from onecard.core import clock
+from onecard.core.audit import Actor, record
+from onecard.core.db import flush_or_conflict
+from onecard.core.errors import Conflict, InvalidInput, InvalidState, NotFound
+from onecard.identity.actions import IdentityAction
+from onecard.identity.models import Person, StaffRole, StaffRoleName, SubjectStatus
+
+
+def parse_role(text: str) -> StaffRoleName:
+    try:
+        return StaffRoleName(text)
+    except ValueError:
+        allowed = ", ".join(r.value for r in StaffRoleName)
+        raise InvalidInput(
+            f"unknown staff role; use one of {allowed}", code="role_unknown"
+        ) from None
+
+
+def current_roles(session: Session, person_id: uuid.UUID) -> frozenset[StaffRoleName]:
+    rows = session.exec(
+        select(StaffRole.role).where(
+            StaffRole.person_id == person_id, StaffRole.withdrawn_at.is_(None)
+        )
+    )
+    return frozenset(StaffRoleName(role) for role in rows)
+
+
+def list_grants(session: Session, *, include_withdrawn: bool = False) -> list[StaffRole]:
+    stmt = select(StaffRole).order_by(StaffRole.granted_at)
+    if not include_withdrawn:
+        stmt = stmt.where(StaffRole.withdrawn_at.is_(None))
+    return list(session.exec(stmt))
+
+
+def grant_role(
+    session: Session,
+    person: Person,
+    role: StaffRoleName,
+    *,
+    actor: Actor,
+    granted_by: uuid.UUID | None,
+) -> StaffRole:
+    if person.status != SubjectStatus.ACTIVE:
+        raise InvalidState("staff roles go to active persons only", code="person_not_active")
+    grant = StaffRole(person_id=person.id, role=role, granted_by=granted_by, granted_at=clock.now())
+    session.add(grant)
+    flush_or_conflict(
+        session, lambda _: Conflict("the person already holds this role", code="role_already_held")
+    )
+    record(
+        session,
+        IdentityAction.STAFF_ROLE_GRANT,
+        actor=actor,
+        subject=("staff_role", str(grant.id)),
+        person_id=person.id,
+        data={"role": str(role)},
+    )
+    return grant
+
+
+def withdraw_role(
+    session: Session, grant_id: uuid.UUID, *, actor: Actor, withdrawn_by: uuid.UUID | None
+) -> StaffRole:
+    grant = session.get(StaffRole, grant_id, with_for_update=True)
+    if grant is None or grant.withdrawn_at is not None:
+        raise NotFound("no such current staff role", code="staff_role_not_found")
+    if grant.role == StaffRoleName.ADMIN and len(_lock_admins(session)) <= 1:
+        raise InvalidState("the last administrator cannot be withdrawn", code="last_admin")
+    grant.withdrawn_at, grant.withdrawn_by = clock.now(), withdrawn_by
+    session.add(grant)
+    record(
+        session,
+        IdentityAction.STAFF_ROLE_WITHDRAW,
+        actor=actor,
+        subject=("staff_role", str(grant.id)),
+        person_id=grant.person_id,
+        data={"role": grant.role},
+    )
+    return grant
+
+
+def _lock_admins(session: Session) -> list[StaffRole]:
+    """Lock every current admin grant, so two withdrawals cannot both pass the last-admin check."""
+    return list(
+        session.exec(
+            select(StaffRole)
+            .where(StaffRole.role == StaffRoleName.ADMIN, StaffRole.withdrawn_at.is_(None))
+            .with_for_update()
+        )
+    )
+
+
+def _admin_count(session: Session) -> int:
+    return session.exec(
+        select(func.count())
+        .select_from(StaffRole)
+        .where(StaffRole.role == StaffRoleName.ADMIN, StaffRole.withdrawn_at.is_(None))
+    ).one()
+
+
+def admin_exists(session: Session) -> bool:
+    return _admin_count(session) > 0

@@ -1,0 +1,1 @@
+"""Alembic migrations; the schema changes only through these (``onecard db upgrade``)."""

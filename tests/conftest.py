@@ -1,0 +1,89 @@
+"""Test fixtures. The suite runs on SQLite by default and on PostgreSQL when
+``ONECARD_TEST_DATABASE_URL`` is set; each PostgreSQL run works in its own schema and drops it
+afterwards, so runs never see each other's rows and leave nothing behind."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from onecard.core.db import Database
+from onecard.core.sealing import Sealer
+
+PG_URL = os.environ.get("ONECARD_TEST_DATABASE_URL", "")
+BACKEND = "postgresql" if PG_URL else "sqlite"
+
+
+def _schema_url(base: str, schema: str) -> str:
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+class DatabaseFactory:
+    """Creates migrated, isolated databases and removes them when the test session ends."""
+
+    def __init__(self, tmp: Path) -> None:
+        self._tmp = tmp
+        self._made: list[tuple[Database, str | None]] = []
+
+    def url(self) -> tuple[str, str | None]:
+        if not PG_URL:
+            return f"sqlite:///{self._tmp / f'{secrets.token_hex(6)}.db'}", None
+        schema = f"onecard_test_{secrets.token_hex(6)}"
+        engine = sa.create_engine(PG_URL)
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        engine.dispose()
+        return _schema_url(PG_URL, schema), schema
+
+    def __call__(self, *, migrate: bool = True) -> Database:
+        url, schema = self.url()
+        database = Database(url)
+        self._made.append((database, schema))
+        if migrate:
+            database.upgrade()
+        return database
+
+    def cleanup(self) -> None:
+        for database, schema in self._made:
+            database.dispose()
+            if schema:
+                engine = sa.create_engine(PG_URL)
+                with engine.begin() as connection:
+                    connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+                engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(tmp_path_factory.mktemp("db"))
+    yield factory
+    factory.cleanup()
+
+
+@pytest.fixture(scope="session")
+def db(database_factory: DatabaseFactory) -> Database:
+    """One migrated database shared by the session; tests use unique data, not wipes."""
+    return database_factory()
+
+
+@pytest.fixture
+def fresh_db(database_factory: DatabaseFactory) -> Callable[..., Database]:
+    """A new, empty, migrated database for tests that need a pristine one."""
+    return database_factory
+
+
+@pytest.fixture(scope="session")
+def master_key() -> bytes:
+    return secrets.token_bytes(32)
+
+
+@pytest.fixture(scope="session")
+def sealer(master_key: bytes) -> Sealer:
+    return Sealer(master_key)
