@@ -4,6 +4,7 @@ afterwards, so runs never see each other's rows and leave nothing behind."""
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -87,3 +88,69 @@ def master_key() -> bytes:
 @pytest.fixture(scope="session")
 def sealer(master_key: bytes) -> Sealer:
     return Sealer(master_key)
+
+
+# -- the application ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, db: Database, master_key: bytes):
+    from pydantic import SecretStr
+
+    from onecard.core.settings import Settings
+
+    return Settings(
+        _env_file=None,
+        data_dir=tmp_path_factory.mktemp("var"),
+        database_url=db.url,
+        master_key=SecretStr(base64.urlsafe_b64encode(master_key).decode()),
+        public_url="http://testserver",
+        # Cheaper argon2id for tests only; production refuses values below OWASP's.
+        password_hash_memory_kib=1024,
+        password_hash_time_cost=1,
+    )
+
+
+@pytest.fixture(scope="session")
+def runtime(settings, db: Database):
+    from onecard.api.runtime import build_runtime
+    from onecard.core.audit import Actor
+
+    built = build_runtime(settings, database=db)
+    with db.session() as session:
+        built.keyring.ensure_keys(session, Actor.system())
+    return built
+
+
+@pytest.fixture(scope="session")
+def app(runtime):
+    from onecard.api.main import create_app
+
+    return create_app(runtime)
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def staff(runtime):
+    """``staff("registrar")`` -> (person, headers): a level-2 person holding the roles."""
+    from tests.factories import staff_member
+
+    def make(*roles: str, level: int = 2):
+        return staff_member(runtime, *roles, level=level)
+
+    return make
+
+
+@pytest.fixture
+def citizen(runtime):
+    """``citizen()`` -> (person, headers, password): a signed-in level-1 citizen."""
+    from tests.factories import signed_in_citizen
+
+    return lambda **kwargs: signed_in_citizen(runtime, **kwargs)

@@ -53,9 +53,117 @@ def person(
     return register_person(
         session,
         sealer,
-        NewPerson(name=name, identity_number=number or identity_number(),
-                  phone=phone() if with_phone else None),
+        NewPerson(
+            name=name,
+            identity_number=number or identity_number(),
+            phone=phone() if with_phone else None,
+        ),
         actor=Actor.system(),
         level=level,
         registered_by=RegisteredBy.SELF if level == AssuranceLevel.LOW else RegisteredBy.REGISTRAR,
     )
+
+
+def _headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def staff_member(runtime, *roles: str, level: int = 2) -> tuple[Person, dict[str, str]]:  # type: ignore[no-untyped-def]
+    """A person holding ``roles`` at ``level``, with an admin API token."""
+    from datetime import timedelta
+
+    from onecard.identity.models import StaffRoleName
+    from onecard.identity.staff import grant_role
+    from onecard.identity.tokens import issue_token
+
+    with runtime.database.session() as session:
+        member = person(session, runtime.sealer, level=AssuranceLevel(level))
+        for role in roles:
+            grant_role(session, member, StaffRoleName(role), actor=Actor.system(), granted_by=None)
+        token, _ = issue_token(
+            session, kind="admin", person_id=member.id, ttl=timedelta(hours=1), actor=Actor.system()
+        )
+    return member, _headers(token)
+
+
+def signed_in_citizen(
+    runtime, *, level: int = 1, password: str = "correct horse battery"
+) -> tuple[Person, dict[str, str], str]:  # type: ignore[no-untyped-def]
+    """A registered citizen with a password and a sign-in token."""
+    from onecard.identity.credentials import set_password
+    from onecard.identity.signin import SignInRequest, sign_in
+
+    number = identity_number()
+    with runtime.database.session() as session:
+        member = person(session, runtime.sealer, level=AssuranceLevel(level), number=number)
+        set_password(session, runtime.hasher, member, password, actor=Actor.system())
+    result = sign_in(
+        runtime.database,
+        runtime.sealer,
+        runtime.hasher,
+        runtime.settings,
+        SignInRequest(number, password),
+    )
+    assert result.token, result.failure
+    return member, _headers(result.token), password
+
+
+# -- helpers added for the identity behaviour tests ----------------------------------------
+
+
+def identity_number_ending_in_x() -> str:
+    """A random valid identity number whose check character is ``X``."""
+    while True:
+        number = identity_number()
+        if number.endswith("X"):
+            return number
+
+
+def with_wrong_check_character(number: str) -> str:
+    """``number`` with a check character that does not match its first 17 digits."""
+    wrong = next(ch for ch in _CHECK if ch != number[-1])
+    return number[:-1] + wrong
+
+
+def fresh_runtime(settings, database):  # type: ignore[no-untyped-def]
+    """A runtime on its own (fresh, migrated) database, signing keys created."""
+    from onecard.api.runtime import build_runtime
+
+    built = build_runtime(settings, database=database)
+    with database.session() as session:
+        built.keyring.ensure_keys(session, Actor.system())
+    return built
+
+
+def bearer(token: str) -> dict[str, str]:
+    return _headers(token)
+
+
+def count_rows(database, model) -> int:  # type: ignore[no-untyped-def]
+    """How many rows ``model``'s table holds now."""
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    with database.session() as session:
+        return session.exec(select(func.count()).select_from(model)).one()
+
+
+def expect_problem(response, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
+    """Assert ``response`` is an RFC 9457 problem with ``status`` and ``code``; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status
+    assert body["code"] == code, body
+    return body
+
+
+def counter_registration_body(**fields) -> dict:  # type: ignore[no-untyped-def]
+    """A valid body for ``POST /v1/persons`` (registration at the counter)."""
+    body = {
+        "name": "赵六",
+        "identity_number": identity_number(),
+        "document_checked": "resident identity card",
+    }
+    body.update(fields)
+    return body

@@ -18,11 +18,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlmodel import Session
+from typer.core import TyperGroup
 
 from onecard.api.runtime import Runtime, build_runtime, prepare
 from onecard.core.audit import Actor, checkpoint, verify_chain
@@ -36,8 +38,25 @@ from onecard.identity.importer import import_persons
 from onecard.identity.models import AssuranceLevel, Person, RegisteredBy, StaffRoleName
 from onecard.identity.tokens import issue_token
 
+console = Console()
+err = Console(stderr=True)
+
+
+class _Commands(TyperGroup):
+    """Turns domain errors into a one-line message and exit status 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OnecardError as exc:
+            err.print(f"[red]error[/red] ({exc.code}): {exc.detail}", highlight=False)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
-    help="onecard: citizen one-card and identity trust service.", no_args_is_help=True
+    cls=_Commands,
+    help="onecard: citizen one-card and identity trust service.",
+    no_args_is_help=True,
 )
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 keys_app = typer.Typer(help="Signing keys: list, rotate, prune.", no_args_is_help=True)
@@ -59,16 +78,9 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 
-console = Console()
-err = Console(stderr=True)
-
 
 def main() -> None:
-    try:
-        app()
-    except OnecardError as exc:
-        err.print(f"[red]error[/red] ({exc.code}): {exc.detail}")
-        raise SystemExit(2) from None
+    app()
 
 
 def _actor() -> Actor:

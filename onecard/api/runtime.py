@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from onecard.core.audit import Actor
-from onecard.core.db import Database
+from onecard.core.db import Database, startup_lock
 from onecard.core.keyring import Keyring
 from onecard.core.sealing import Sealer, load_master_key
 from onecard.core.settings import Settings
@@ -60,6 +60,7 @@ def prepare(settings: Settings) -> Prepared:
     runtime = build_runtime(settings, create_master_key=True)
     runtime.database.upgrade()
     with runtime.database.session() as session:
+        startup_lock(session.connection())
         runtime.keyring.ensure_keys(session, Actor.system())
         needs_admin = not admin_exists(session)
         token = offer_bootstrap_token(session) if needs_admin else None

@@ -8,6 +8,8 @@
   waiting its turn. Readers are never blocked by WAL.
 - :meth:`Database.session` is the unit of work: it commits when the block ends and rolls back
   on any exception, so a change, its audit event and any outbox row land together or not at all.
+- Statement parameters are never written to logs or error messages (``hide_parameters``):
+  they carry personal data.
 - Schema changes go through Alembic only (:meth:`Database.upgrade`).
 """
 
@@ -21,7 +23,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, Engine, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
@@ -65,7 +67,11 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, future=True
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
     )
 
 
@@ -74,7 +80,9 @@ def _sqlite_engine(url: str) -> Engine:
     if not database or database == ":memory:":
         raise ValueError("onecard needs a SQLite file, not an in-memory database")
     Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -120,8 +128,9 @@ class Database:
             connection.execute(text("SELECT 1"))
 
     def upgrade(self, revision: str = "head") -> None:
-        """Apply Alembic migrations up to ``revision``."""
+        """Apply Alembic migrations up to ``revision`` (one process at a time)."""
         with self.engine.begin() as connection:
+            startup_lock(connection)
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
@@ -134,6 +143,19 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_STARTUP_LOCK_ID = 0x6F6E6563  # "onec"
+
+
+def startup_lock(connection: Connection) -> None:
+    """Serialise start-up work (migrations, first keys) across processes and machines.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: ``BEGIN IMMEDIATE`` already holds
+    the single write lock.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _STARTUP_LOCK_ID})
 
 
 def alembic_config() -> Config:

@@ -42,14 +42,22 @@ _RECOVERY_PURPOSE = "recovery_code"
 # -- password -----------------------------------------------------------------------------
 
 
-def set_password(
-    session: Session, hasher: PasswordHasher, person: Person, password: str, *, actor: Actor
-) -> None:
-    check_password_policy(password, personal_values=(person.phone, person.email))
+def hash_new_password(
+    hasher: PasswordHasher, password: str, *, personal_values: tuple[str | None, ...] = ()
+) -> str:
+    """Check the policy and hash, outside any transaction: argon2id takes tens of
+    milliseconds, and a transaction that waits on it holds its locks (on SQLite, the one write
+    lock) for that long."""
+    check_password_policy(password, personal_values=personal_values)
+    return hasher.hash(password)
+
+
+def store_password(session: Session, person: Person, password_hash: str, *, actor: Actor) -> None:
+    """Save a hash from :func:`hash_new_password`; clears failed attempts and any lockout."""
     credential = session.get(PasswordCredential, person.id)
     if credential is None:
-        credential = PasswordCredential(person_id=person.id, hash="")
-    credential.hash = hasher.hash(password)
+        credential = PasswordCredential(person_id=person.id, hash=password_hash)
+    credential.hash = password_hash
     credential.failed_attempts, credential.locked_until = 0, None
     credential.changed_at = clock.now()
     session.add(credential)
@@ -62,18 +70,17 @@ def set_password(
     )
 
 
-def check_password(
-    session: Session, hasher: PasswordHasher, person_id: uuid.UUID, password: str
-) -> bool:
+def set_password(
+    session: Session, hasher: PasswordHasher, person: Person, password: str, *, actor: Actor
+) -> None:
+    """Policy, hash and store in one call (CLI and bootstrap, where latency does not matter)."""
+    hashed = hash_new_password(hasher, password, personal_values=(person.phone, person.email))
+    store_password(session, person, hashed, actor=actor)
+
+
+def password_hash_of(session: Session, person_id: uuid.UUID) -> str | None:
     credential = session.get(PasswordCredential, person_id)
-    if credential is None:
-        hasher.burn(password)
-        return False
-    ok = hasher.verify(credential.hash, password)
-    if ok and hasher.needs_rehash(credential.hash):
-        credential.hash = hasher.hash(password)
-        session.add(credential)
-    return ok
+    return credential.hash if credential else None
 
 
 # -- TOTP ---------------------------------------------------------------------------------

@@ -16,10 +16,16 @@ from sqlmodel import Session
 
 from onecard.core import clock
 from onecard.core.audit import Actor, record
+from onecard.core.db import Database
 from onecard.core.sealing import Sealer
 from onecard.core.settings import Settings
 from onecard.identity.actions import IdentityAction
-from onecard.identity.credentials import check_password, has_totp, use_recovery_code, verify_totp
+from onecard.identity.credentials import (
+    has_totp,
+    password_hash_of,
+    use_recovery_code,
+    verify_totp,
+)
 from onecard.identity.models import PasswordCredential, Person, SubjectStatus
 from onecard.identity.passwords import PasswordHasher
 from onecard.identity.persons import find_by_login
@@ -48,23 +54,54 @@ class SignInRequest:
 
 
 def sign_in(
-    session: Session,
+    database: Database,
     sealer: Sealer,
     hasher: PasswordHasher,
     settings: Settings,
     request: SignInRequest,
 ) -> SignInResult:
-    person = find_by_login(session, sealer, request.login)
-    if person is None:
+    """Check the password between two short transactions, then record the outcome.
+
+    argon2id runs outside any transaction so that slow hashing never holds a database lock;
+    the second transaction re-reads the lockout, so concurrent attempts cannot slip past it.
+    """
+    with database.session() as session:
+        person = find_by_login(session, sealer, request.login)
+        stored_hash = password_hash_of(session, person.id) if person else None
+    if person is None or stored_hash is None:
         hasher.burn(request.password)
+        if person is None:
+            return SignInResult(failure="invalid_credentials")
+        password_ok = False
+    else:
+        password_ok = hasher.verify(stored_hash, request.password)
+    rehashed = (
+        hasher.hash(request.password)
+        if password_ok and hasher.needs_rehash(stored_hash or "")
+        else None
+    )
+    with database.session() as session:
+        return _record_attempt(session, sealer, settings, person.id, request, password_ok, rehashed)
+
+
+def _record_attempt(
+    session: Session,
+    sealer: Sealer,
+    settings: Settings,
+    person_id: uuid.UUID,
+    request: SignInRequest,
+    password_ok: bool,
+    rehashed: str | None,
+) -> SignInResult:
+    person = session.get(Person, person_id)
+    credential = session.get(PasswordCredential, person_id, with_for_update=True)
+    if person is None or credential is None:
         return SignInResult(failure="invalid_credentials")
-    credential = session.get(PasswordCredential, person.id, with_for_update=True)
     now = clock.now()
-    if credential is not None and credential.locked_until and credential.locked_until > now:
-        hasher.burn(request.password)
+    if credential.locked_until and credential.locked_until > now:
         wait = int((credential.locked_until - now).total_seconds()) + 1
         return SignInResult(failure="account_locked", retry_after=wait)
-    if credential is None or not check_password(session, hasher, person.id, request.password):
+    if not password_ok:
         return _failed(session, settings, person, credential)
     second = _second_factor(session, sealer, person, request)
     if second is not None:
@@ -72,6 +109,8 @@ def sign_in(
     if person.status != SubjectStatus.ACTIVE:
         return SignInResult(failure="account_not_active")
     credential.failed_attempts, credential.locked_until = 0, None
+    if rehashed:
+        credential.hash = rehashed
     session.add(credential)
     amr = ["pwd"] + (["otp"] if request.totp_code or request.recovery_code else [])
     token, _ = issue_token(
@@ -113,22 +152,19 @@ def _failed(
     session: Session,
     settings: Settings,
     person: Person,
-    credential: PasswordCredential | None,
+    credential: PasswordCredential,
     *,
     failure: str = "invalid_credentials",
 ) -> SignInResult:
     if failure == "totp_required":
         return SignInResult(failure=failure)  # a prompt for the second step, not a failure
     action = IdentityAction.SIGN_IN_FAILURE
-    if credential is not None:
-        credential.failed_attempts += 1
-        if credential.failed_attempts >= settings.login_max_failures:
-            credential.failed_attempts = 0
-            credential.locked_until = clock.now() + timedelta(
-                seconds=settings.login_lockout_seconds
-            )
-            action = IdentityAction.SIGN_IN_LOCKOUT
-        session.add(credential)
+    credential.failed_attempts += 1
+    if credential.failed_attempts >= settings.login_max_failures:
+        credential.failed_attempts = 0
+        credential.locked_until = clock.now() + timedelta(seconds=settings.login_lockout_seconds)
+        action = IdentityAction.SIGN_IN_LOCKOUT
+    session.add(credential)
     record(
         session,
         action,

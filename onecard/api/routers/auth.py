@@ -30,8 +30,7 @@ _FAILURES = {
 @router.post("/auth/sign-in", response_model=TokenOut, summary="Sign in for a bearer token")
 def sign_in_route(body: SignIn, runtime: RuntimeDep) -> TokenOut:
     request = SignInRequest(body.login, body.password, body.totp_code, body.recovery_code)
-    with runtime.database.session() as session:
-        result = sign_in(session, runtime.sealer, runtime.hasher, runtime.settings, request)
+    result = sign_in(runtime.database, runtime.sealer, runtime.hasher, runtime.settings, request)
     if result.failure == "account_locked":
         raise TooManyAttempts(
             "too many failed sign-ins; try again later",

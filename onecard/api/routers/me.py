@@ -62,13 +62,15 @@ def update_me(body: ContactUpdate, principal: CurrentPrincipal, runtime: Runtime
 def change_password(body: PasswordChange, principal: CurrentPrincipal, runtime: RuntimeDep) -> None:
     with runtime.database.session() as session:
         person = persons.get_person(session, principal.require_person())
-        if not credentials.check_password(
-            session, runtime.hasher, person.id, body.current_password
-        ):
-            raise InvalidInput("the current password is not correct", code="password_incorrect")
-        credentials.set_password(
-            session, runtime.hasher, person, body.new_password, actor=principal.actor
-        )
+        current = credentials.password_hash_of(session, person.id)
+    # Both argon2id computations happen outside any transaction.
+    if current is None or not runtime.hasher.verify(current, body.current_password):
+        raise InvalidInput("the current password is not correct", code="password_incorrect")
+    new_hash = credentials.hash_new_password(
+        runtime.hasher, body.new_password, personal_values=(person.phone, person.email)
+    )
+    with runtime.database.session() as session:
+        credentials.store_password(session, person, new_hash, actor=principal.actor)
 
 
 @router.post(

@@ -26,9 +26,8 @@ from onecard.core.errors import InvalidInput, NotFound
 from onecard.core.pagination import DEFAULT_LIMIT, check_limit
 from onecard.identity import persons
 from onecard.identity.actions import IdentityAction
-from onecard.identity.credentials import set_password
+from onecard.identity.credentials import hash_new_password, store_password
 from onecard.identity.models import AssuranceLevel, RegisteredBy, SubjectStatus
-from onecard.identity.passwords import check_password_policy
 
 router = APIRouter(prefix="/v1/persons", tags=["persons"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
@@ -48,12 +47,16 @@ def register_self(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     new = persons.NewPerson(body.name, body.identity_number, body.phone, body.email)
-    # Check the password before the slow work, and keep personal data out of it.
-    check_password_policy(body.password, personal_values=(body.identity_number, body.phone))
+    persons.parse_number(body.identity_number)  # refuse a bad number before the slow hash
+    password_hash = hash_new_password(
+        runtime.hasher,
+        body.password,
+        personal_values=(body.identity_number, body.phone, body.email),
+    )
 
     def create() -> PersonOut:
         person = persons.register_person(session, runtime.sealer, new, actor=Actor("person", None))
-        set_password(session, runtime.hasher, person, body.password, actor=Actor.person(person.id))
+        store_password(session, person, password_hash, actor=Actor.person(person.id))
         return PersonOut.of(person)
 
     with runtime.database.session() as session:
@@ -82,8 +85,15 @@ def register_at_counter(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     new = persons.NewPerson(body.name, body.identity_number, body.phone, body.email)
-    if body.initial_password:
-        check_password_policy(body.initial_password, personal_values=(body.identity_number,))
+    password_hash = (
+        hash_new_password(
+            runtime.hasher,
+            body.initial_password,
+            personal_values=(body.identity_number, body.phone, body.email),
+        )
+        if body.initial_password
+        else None
+    )
 
     def create() -> PersonOut:
         person = persons.register_person(
@@ -95,10 +105,8 @@ def register_at_counter(
             registered_by=RegisteredBy.REGISTRAR,
             evidence={"document_checked": body.document_checked},
         )
-        if body.initial_password:
-            set_password(
-                session, runtime.hasher, person, body.initial_password, actor=principal.actor
-            )
+        if password_hash:
+            store_password(session, person, password_hash, actor=principal.actor)
         return PersonOut.of(person)
 
     with runtime.database.session() as session:
