@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from onecard.api.runtime import Runtime
 from onecard.core.audit import Actor
@@ -51,12 +52,18 @@ class Principal:
         return self.person_id
 
 
-def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+_bearer = HTTPBearer(auto_error=False, description="`oct_…` token from sign-in or the CLI")
+
+
+def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    if credentials is None or not credentials.credentials.strip():
         raise Unauthenticated("a bearer token is required", code="token_missing")
-    return token.strip()
+    return credentials.credentials.strip()
+
+
+BearerToken = Annotated[str, Depends(bearer_token)]
 
 
 def _resolve(runtime: Runtime, token: str) -> Principal:
@@ -71,8 +78,8 @@ def _resolve(runtime: Runtime, token: str) -> Principal:
         return Principal(row.id, row.kind, person.id, person.assurance_level, roles)
 
 
-def current_principal(request: Request, runtime: RuntimeDep) -> Principal:
-    principal = _resolve(runtime, bearer_token(request))
+def current_principal(token: BearerToken, runtime: RuntimeDep) -> Principal:
+    principal = _resolve(runtime, token)
     if principal.kind == "bootstrap":
         raise Forbidden(
             "the bootstrap token only creates the first administrator", code="forbidden"
@@ -80,8 +87,8 @@ def current_principal(request: Request, runtime: RuntimeDep) -> Principal:
     return principal
 
 
-def bootstrap_principal(request: Request, runtime: RuntimeDep) -> Principal:
-    principal = _resolve(runtime, bearer_token(request))
+def bootstrap_principal(token: BearerToken, runtime: RuntimeDep) -> Principal:
+    principal = _resolve(runtime, token)
     if principal.kind != "bootstrap":
         raise Forbidden("a bootstrap token is required", code="bootstrap_token_required")
     return principal

@@ -11,7 +11,7 @@ import logging
 from fastapi import FastAPI
 
 from onecard import __version__
-from onecard.api import problems
+from onecard.api import docs, problems
 from onecard.api.middleware import Observability, SecurityHeaders
 from onecard.api.routers import audit, auth, enterprises, health, me, persons, staff
 from onecard.api.runtime import Runtime, build_runtime
@@ -33,11 +33,12 @@ def create_app(runtime: Runtime | None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by onecard.api.docs from local assets
         redoc_url=None,
     )
     app.state.runtime = runtime
     problems.install(app)
+    docs.install(app)
     for router in (
         health.router,
         auth.router,

@@ -8,7 +8,6 @@ settings that are fine on a laptop and dangerous on a server.
 from __future__ import annotations
 
 import functools
-import os
 import stat
 from pathlib import Path
 from typing import Literal
@@ -45,7 +44,6 @@ class Settings(BaseSettings):
     master_key_file: Path | None = Field(
         None, description="Master key file; empty means `<data_dir>/master.key` (mode 0600)."
     )
-    redis_url: str = Field("", description="Optional Redis for shared rate limits and caches.")
     log_level: str = Field("INFO", description="Python logging level.")
     db_pool_size: int = Field(10, ge=1, description="Connections per worker (PostgreSQL).")
     api_token_ttl_seconds: int = Field(
@@ -121,7 +119,3 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read once from the environment."""
     return Settings()
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in {"1", "true", "yes"}
