@@ -96,7 +96,9 @@ def signed_in_citizen(
     number = identity_number()
     with runtime.database.session() as session:
         member = person(session, runtime.sealer, level=AssuranceLevel(level), number=number)
-        set_password(session, runtime.hasher, member, password, actor=Actor.system())
+        set_password(
+            session, runtime.sealer, runtime.hasher, member, password, actor=Actor.system()
+        )
     result = sign_in(
         runtime.database,
         runtime.sealer,

@@ -49,6 +49,8 @@ def create_app(runtime: Runtime | None) -> FastAPI:
         audit.router,
     ):
         app.include_router(router)
+    # Outermost last: security headers wrap metrics, which wrap the last-resort error handler.
+    app.add_middleware(problems.UnexpectedErrors)
     app.add_middleware(Observability)
     https = runtime is not None and runtime.settings.public_url.startswith("https://")
     app.add_middleware(SecurityHeaders, https=https)

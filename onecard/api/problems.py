@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onecard.core import errors
 
@@ -98,20 +99,45 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    reference = uuid.uuid4().hex[:12]
-    log.error("unhandled error, reference %s", reference, exc_info=exc)
-    return problem(
-        500,
-        "internal_error",
-        "Internal error",
-        "something went wrong on our side",
-        reference=reference,
-    )
+class UnexpectedErrors:
+    """Answers any unhandled exception with a 500 problem (logged with a reference id).
+
+    It sits inside the security-headers middleware, so a 500 carries the same headers as every
+    other response (Starlette's own last-resort handler sits outside all middleware).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            reference = uuid.uuid4().hex[:12]
+            log.error("unhandled error, reference %s", reference, exc_info=exc)
+            response = problem(
+                500,
+                "internal_error",
+                "Internal error",
+                "something went wrong on our side",
+                reference=reference,
+            )
+            await response(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.OnecardError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)

@@ -164,14 +164,17 @@ def alembic_config() -> Config:
     return config
 
 
-def flush_or_conflict(session: Session, conflict: Callable[[str], Exception]) -> None:
-    """Flush pending changes in a savepoint; a unique violation raises ``conflict(message)``.
+@contextlib.contextmanager
+def unique_or_conflict(session: Session, conflict: Callable[[str], Exception]) -> Iterator[None]:
+    """Make the changes of the block in a savepoint; a unique violation raises ``conflict``.
 
-    Uniqueness is the database's job (no check-then-insert race); this turns its refusal into
-    a domain error and leaves the outer transaction usable.
+    Uniqueness is the database's job (no check-then-insert race); this turns its refusal into a
+    domain error. The changes must be made *inside* the block: the savepoint then holds all of
+    them, and a refusal leaves the outer transaction usable.
     """
     try:
         with session.begin_nested():
+            yield
             session.flush()
     except IntegrityError as exc:
         raise conflict(str(exc.orig)) from None

@@ -17,7 +17,7 @@ from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint, delete
 from sqlmodel import Field, Session, SQLModel, select
 
 from onecard.core import clock
-from onecard.core.db import UTCDateTime, flush_or_conflict
+from onecard.core.db import UTCDateTime, unique_or_conflict
 from onecard.core.errors import Conflict, InvalidInput
 
 TTL = timedelta(hours=24)
@@ -75,19 +75,17 @@ def remember(
             IdempotencyRecord.expires_at <= clock.now(),
         )
     )
-    session.add(
-        IdempotencyRecord(
-            caller=caller,
-            key=key,
-            fingerprint=print_,
-            status_code=status_code,
-            response=response,
-            expires_at=clock.now() + TTL,
+    in_use = Conflict(
+        "a request with this Idempotency-Key is in progress", code="idempotency_key_in_use"
+    )
+    with unique_or_conflict(session, lambda _: in_use):
+        session.add(
+            IdempotencyRecord(
+                caller=caller,
+                key=key,
+                fingerprint=print_,
+                status_code=status_code,
+                response=response,
+                expires_at=clock.now() + TTL,
+            )
         )
-    )
-    flush_or_conflict(
-        session,
-        lambda _: Conflict(
-            "a request with this Idempotency-Key is in progress", code="idempotency_key_in_use"
-        ),
-    )

@@ -38,9 +38,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, row_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), uuid.UUID(row_id)
+        at, row = datetime.fromisoformat(created_at), uuid.UUID(row_id)
     except (ValueError, TypeError) as exc:
         raise InvalidInput("the cursor is not one this service issued", code="bad_cursor") from exc
+    if at.tzinfo is None:
+        raise InvalidInput("the cursor is not one this service issued", code="bad_cursor")
+    return at, row
 
 
 def check_limit(limit: int) -> int:

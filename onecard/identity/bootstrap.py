@@ -77,7 +77,7 @@ def create_first_admin(
         level=AssuranceLevel.SUBSTANTIAL,
         registered_by=RegisteredBy.BOOTSTRAP,
     )
-    set_password(session, hasher, person, password, actor=actor)
+    set_password(session, sealer, hasher, person, password, actor=actor)
     grant_role(session, person, StaffRoleName.ADMIN, actor=actor, granted_by=None)
     _revoke_bootstrap_tokens(session)
     return person

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from onecard.identity.models import (
 )
 from onecard.identity.passwords import PasswordHasher, check_password_policy
 
+_SIX_DIGITS = re.compile(r"[0-9]{6}")  # ASCII only: str.isdigit() also accepts other scripts
 TOTP_ISSUER = "onecard"
 TOTP_STEP = 30
 RECOVERY_CODE_COUNT = 10
@@ -70,11 +72,25 @@ def store_password(session: Session, person: Person, password_hash: str, *, acto
     )
 
 
+def personal_values(sealer: Sealer, person: Person) -> tuple[str | None, ...]:
+    """What a password must not contain: the identity number, phone and email."""
+    number = sealer.open_text(
+        person.identity_number_sealed, table="person", column="identity_number", row_id=person.id
+    )
+    return (number, person.phone, person.email)
+
+
 def set_password(
-    session: Session, hasher: PasswordHasher, person: Person, password: str, *, actor: Actor
+    session: Session,
+    sealer: Sealer,
+    hasher: PasswordHasher,
+    person: Person,
+    password: str,
+    *,
+    actor: Actor,
 ) -> None:
     """Policy, hash and store in one call (CLI and bootstrap, where latency does not matter)."""
-    hashed = hash_new_password(hasher, password, personal_values=(person.phone, person.email))
+    hashed = hash_new_password(hasher, password, personal_values=personal_values(sealer, person))
     store_password(session, person, hashed, actor=actor)
 
 
@@ -182,7 +198,7 @@ def remove_totp(session: Session, person: Person, *, actor: Actor) -> None:
 
 def _consume_totp(session: Session, sealer: Sealer, credential: TotpCredential, code: str) -> bool:
     code = code.strip().replace(" ", "")
-    if not (len(code) == 6 and code.isdigit()):
+    if not _SIX_DIGITS.fullmatch(code):
         return False
     totp = pyotp.TOTP(_open_secret(sealer, credential))
     current = int(clock.now().timestamp()) // TOTP_STEP

@@ -18,7 +18,7 @@ from sqlmodel import Session, or_, select
 
 from onecard.core import clock
 from onecard.core.audit import Actor, record
-from onecard.core.db import flush_or_conflict
+from onecard.core.db import unique_or_conflict
 from onecard.core.errors import Conflict, Forbidden, InvalidInput, InvalidState, NotFound
 from onecard.core.pagination import Page, paginate
 from onecard.core.validators import InvalidNumber, parse_credit_code
@@ -82,11 +82,9 @@ def register_enterprise(session: Session, new: NewEnterprise, *, actor: Actor) -
         created_at=now,
         updated_at=now,
     )
-    session.add(enterprise)
-    flush_or_conflict(
-        session,
-        lambda _: Conflict("this credit code is already registered", code="credit_code_taken"),
-    )
+    taken = Conflict("this credit code is already registered", code="credit_code_taken")
+    with unique_or_conflict(session, lambda _: taken):
+        session.add(enterprise)
     record(
         session,
         IdentityAction.ENTERPRISE_REGISTER,
@@ -275,11 +273,10 @@ def grant_role(
         granted_by=granted_by,
         granted_at=clock.now(),
     )
-    session.add(grant)
-    flush_or_conflict(
-        session,
-        lambda _: Conflict("the person already holds this role", code="role_already_held"),
-    )
+    _close_expired_grants(session, enterprise, person_id, role, actor=actor)
+    held = Conflict("the person already holds this role", code="role_already_held")
+    with unique_or_conflict(session, lambda _: held):
+        session.add(grant)
     record(
         session,
         IdentityAction.ENTERPRISE_ROLE_GRANT,
@@ -294,6 +291,34 @@ def grant_role(
         },
     )
     return grant
+
+
+def _close_expired_grants(
+    session: Session, enterprise: Enterprise, person_id: uuid.UUID, role: str, *, actor: Actor
+) -> None:
+    """Mark grants of ``role`` whose period is over as withdrawn, so the role can be granted
+    again (the uniqueness of a current grant is "not withdrawn")."""
+    expired = session.exec(
+        select(EnterpriseRoleGrant).where(
+            EnterpriseRoleGrant.enterprise_id == enterprise.id,
+            EnterpriseRoleGrant.person_id == person_id,
+            EnterpriseRoleGrant.role == role,
+            EnterpriseRoleGrant.withdrawn_at.is_(None),
+            EnterpriseRoleGrant.valid_until <= clock.now(),
+        )
+    )
+    for grant in expired:
+        grant.withdrawn_at = grant.valid_until
+        session.add(grant)
+        record(
+            session,
+            IdentityAction.ENTERPRISE_ROLE_WITHDRAW,
+            actor=actor,
+            subject=("enterprise", str(enterprise.id)),
+            person_id=person_id,
+            data={"grant": str(grant.id), "role": role, "reason": "expired"},
+        )
+    session.flush()
 
 
 def withdraw_role(

@@ -17,12 +17,13 @@ from sqlmodel import Session, select
 
 from onecard.core import clock
 from onecard.core.audit import Actor, record
-from onecard.core.db import flush_or_conflict
+from onecard.core.db import unique_or_conflict
 from onecard.core.errors import Conflict, InvalidInput, InvalidState, NotFound
 from onecard.core.masking import mask_identity_number
 from onecard.core.pagination import Page, paginate
 from onecard.core.sealing import Sealer
 from onecard.core.validators import IdentityNumber, InvalidNumber, parse_identity_number
+from onecard.identity import staff
 from onecard.identity.actions import IdentityAction
 from onecard.identity.models import AssuranceLevel, Person, RegisteredBy, SubjectStatus
 from onecard.identity.tokens import revoke_person_tokens
@@ -135,8 +136,8 @@ def register_person(
 ) -> Person:
     """Insert a person and its audit event; a duplicate number, phone or email is a 409."""
     person = build_person(sealer, new, level=level, registered_by=registered_by)
-    session.add(person)
-    flush_or_conflict(session, person_conflict)
+    with unique_or_conflict(session, person_conflict):
+        session.add(person)
     record(
         session,
         IdentityAction.PERSON_REGISTER,
@@ -253,25 +254,27 @@ def update_contact(
 ) -> Person:
     """Change name, phone or email; fields in ``clear`` are removed."""
     _require_not_closed(person)
-    changed: list[str] = []
     updates = {
         "name": normalise_name(name) if name is not None else None,
         "phone": normalise_phone(phone),
         "email": normalise_email(email),
     }
+    changes: dict[str, str | None] = {}
     for field_name, value in updates.items():
         if field_name in clear and field_name != "name":
             value = None
         elif value is None:
             continue
         if getattr(person, field_name) != value:
-            setattr(person, field_name, value)
-            changed.append(field_name)
-    if not changed:
+            changes[field_name] = value
+    if not changes:
         return person
-    person.updated_at = clock.now()
-    session.add(person)
-    flush_or_conflict(session, person_conflict)
+    with unique_or_conflict(session, person_conflict):
+        for field_name, value in changes.items():
+            setattr(person, field_name, value)
+        person.updated_at = clock.now()
+        session.add(person)
+    changed = list(changes)
     record(
         session,
         IdentityAction.PERSON_UPDATE,
@@ -332,12 +335,16 @@ def change_status(
             f"cannot {action.rsplit(':', 1)[1]} a person who is {person.status}",
             code="person_status_conflict",
         )
+    if target != SubjectStatus.ACTIVE:
+        staff.ensure_not_last_admin(session, person.id)
     previous = person.status
     person.status, person.status_reason = target, reason.strip()[:500]
     person.updated_at = clock.now()
     session.add(person)
     if target != SubjectStatus.ACTIVE:
         revoke_person_tokens(session, person.id)
+    if target == SubjectStatus.CLOSED:
+        staff.withdraw_all_roles(session, person.id, actor=actor)
     record(
         session,
         action,

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from onecard.core import clock
 from onecard.core.audit import Actor, record
-from onecard.core.db import flush_or_conflict
+from onecard.core.db import unique_or_conflict
 from onecard.core.errors import Conflict, InvalidInput, InvalidState, NotFound
 from onecard.identity.actions import IdentityAction
 from onecard.identity.models import Person, StaffRole, StaffRoleName, SubjectStatus
@@ -56,10 +56,9 @@ def grant_role(
     if person.status != SubjectStatus.ACTIVE:
         raise InvalidState("staff roles go to active persons only", code="person_not_active")
     grant = StaffRole(person_id=person.id, role=role, granted_by=granted_by, granted_at=clock.now())
-    session.add(grant)
-    flush_or_conflict(
-        session, lambda _: Conflict("the person already holds this role", code="role_already_held")
-    )
+    held = Conflict("the person already holds this role", code="role_already_held")
+    with unique_or_conflict(session, lambda _: held):
+        session.add(grant)
     record(
         session,
         IdentityAction.STAFF_ROLE_GRANT,
@@ -77,8 +76,8 @@ def withdraw_role(
     grant = session.get(StaffRole, grant_id, with_for_update=True)
     if grant is None or grant.withdrawn_at is not None:
         raise NotFound("no such current staff role", code="staff_role_not_found")
-    if grant.role == StaffRoleName.ADMIN and len(_lock_admins(session)) <= 1:
-        raise InvalidState("the last administrator cannot be withdrawn", code="last_admin")
+    if grant.role == StaffRoleName.ADMIN:
+        ensure_not_last_admin(session, grant.person_id)
     grant.withdrawn_at, grant.withdrawn_by = clock.now(), withdrawn_by
     session.add(grant)
     record(
@@ -93,23 +92,59 @@ def withdraw_role(
 
 
 def _lock_admins(session: Session) -> list[StaffRole]:
-    """Lock every current admin grant, so two withdrawals cannot both pass the last-admin check."""
+    """Lock every current admin grant held by an active person, so two concurrent changes
+    cannot both pass the last-admin check."""
     return list(
         session.exec(
             select(StaffRole)
-            .where(StaffRole.role == StaffRoleName.ADMIN, StaffRole.withdrawn_at.is_(None))
+            .join(Person, Person.id == StaffRole.person_id)
+            .where(
+                StaffRole.role == StaffRoleName.ADMIN,
+                StaffRole.withdrawn_at.is_(None),
+                Person.status == SubjectStatus.ACTIVE,
+            )
             .with_for_update()
         )
     )
 
 
-def _admin_count(session: Session) -> int:
-    return session.exec(
-        select(func.count())
-        .select_from(StaffRole)
-        .where(StaffRole.role == StaffRoleName.ADMIN, StaffRole.withdrawn_at.is_(None))
-    ).one()
-
-
 def admin_exists(session: Session) -> bool:
-    return _admin_count(session) > 0
+    """Whether some active person holds the admin role."""
+    return (
+        session.exec(
+            select(func.count())
+            .select_from(StaffRole)
+            .join(Person, Person.id == StaffRole.person_id)
+            .where(
+                StaffRole.role == StaffRoleName.ADMIN,
+                StaffRole.withdrawn_at.is_(None),
+                Person.status == SubjectStatus.ACTIVE,
+            )
+        ).one()
+        > 0
+    )
+
+
+def ensure_not_last_admin(session: Session, person_id: uuid.UUID) -> None:
+    """Refuse a change that would leave no active administrator."""
+    admins = _lock_admins(session)
+    if any(g.person_id == person_id for g in admins) and len(admins) <= 1:
+        raise InvalidState("the last administrator cannot be removed", code="last_admin")
+
+
+def withdraw_all_roles(session: Session, person_id: uuid.UUID, *, actor: Actor) -> None:
+    """Withdraw every staff role of a person whose record is closed."""
+    grants = session.exec(
+        select(StaffRole).where(StaffRole.person_id == person_id, StaffRole.withdrawn_at.is_(None))
+    )
+    for grant in grants:
+        grant.withdrawn_at = clock.now()
+        session.add(grant)
+        record(
+            session,
+            IdentityAction.STAFF_ROLE_WITHDRAW,
+            actor=actor,
+            subject=("staff_role", str(grant.id)),
+            person_id=person_id,
+            data={"role": grant.role, "reason": "person closed"},
+        )

@@ -67,7 +67,9 @@ def change_password(body: PasswordChange, principal: CurrentPrincipal, runtime: 
     if current is None or not runtime.hasher.verify(current, body.current_password):
         raise InvalidInput("the current password is not correct", code="password_incorrect")
     new_hash = credentials.hash_new_password(
-        runtime.hasher, body.new_password, personal_values=(person.phone, person.email)
+        runtime.hasher,
+        body.new_password,
+        personal_values=credentials.personal_values(runtime.sealer, person),
     )
     with runtime.database.session() as session:
         credentials.store_password(session, person, new_hash, actor=principal.actor)
