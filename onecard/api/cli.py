@@ -370,7 +370,7 @@ def admin_roles() -> None:
     """List current staff roles."""
     with _session() as (_, session):
         table = Table("grant", "person", "role", "granted")
-        for grant in staff.list_grants(session):
+        for grant in staff.list_grants(session, limit=200, cursor=None).items:
             table.add_row(
                 str(grant.id), str(grant.person_id), grant.role, f"{grant.granted_at:%Y-%m-%d}"
             )

@@ -53,21 +53,26 @@ def check_limit(limit: int) -> int:
 
 
 def paginate(
-    session: Any, stmt: SelectOfScalar[T], model: Any, *, limit: int, cursor: str | None
+    session: Any,
+    stmt: SelectOfScalar[T],
+    model: Any,
+    *,
+    limit: int,
+    cursor: str | None,
+    time_column: Any = None,
 ) -> Page[T]:
-    """Run ``stmt`` ordered by ``(model.created_at, model.id)`` from ``cursor``, one page."""
+    """Run ``stmt`` ordered by ``(time_column, model.id)`` from ``cursor``, one page.
+
+    ``time_column`` defaults to ``model.created_at``.
+    """
     check_limit(limit)
+    column = model.created_at if time_column is None else time_column
     if cursor:
-        created_at, row_id = decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(
-                model.created_at > created_at,
-                and_(model.created_at == created_at, model.id > row_id),
-            )
-        )
-    rows = list(session.exec(stmt.order_by(model.created_at, model.id).limit(limit + 1)))
+        at, row_id = decode_cursor(cursor)
+        stmt = stmt.where(or_(column > at, and_(column == at, model.id > row_id)))
+    rows = list(session.exec(stmt.order_by(column, model.id).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
+        next_cursor = encode_cursor(getattr(rows[-1], column.key), rows[-1].id)
     return Page(rows, next_cursor)

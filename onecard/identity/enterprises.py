@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session, or_, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from onecard.core import clock
 from onecard.core.audit import Actor, record
@@ -207,18 +208,40 @@ def change_status(
 # -- roles --------------------------------------------------------------------------------
 
 
-def current_grants(
-    session: Session, enterprise_id: uuid.UUID, *, person_id: uuid.UUID | None = None
-) -> list[EnterpriseRoleGrant]:
-    now = clock.now()
+def _current(enterprise_id: uuid.UUID, person_id: uuid.UUID | None) -> SelectOfScalar:
+    """Grants not withdrawn and not yet ended (those starting later included)."""
     stmt = select(EnterpriseRoleGrant).where(
         EnterpriseRoleGrant.enterprise_id == enterprise_id,
         EnterpriseRoleGrant.withdrawn_at.is_(None),
+        or_(
+            EnterpriseRoleGrant.valid_until.is_(None),
+            EnterpriseRoleGrant.valid_until > clock.now(),
+        ),
     )
     if person_id is not None:
         stmt = stmt.where(EnterpriseRoleGrant.person_id == person_id)
-    grants = session.exec(stmt.order_by(EnterpriseRoleGrant.granted_at))
-    return [g for g in grants if g.valid_until is None or g.valid_until > now]
+    return stmt
+
+
+def current_grants(
+    session: Session, enterprise_id: uuid.UUID, *, person_id: uuid.UUID | None = None
+) -> list[EnterpriseRoleGrant]:
+    return list(
+        session.exec(_current(enterprise_id, person_id).order_by(EnterpriseRoleGrant.granted_at))
+    )
+
+
+def current_grants_page(
+    session: Session, enterprise_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> Page[EnterpriseRoleGrant]:
+    return paginate(
+        session,
+        _current(enterprise_id, None),
+        EnterpriseRoleGrant,
+        limit=limit,
+        cursor=cursor,
+        time_column=EnterpriseRoleGrant.granted_at,
+    )
 
 
 def roles_of(session: Session, enterprise: Enterprise, person_id: uuid.UUID) -> set[str]:

@@ -15,6 +15,7 @@ from onecard.core import clock
 from onecard.core.audit import Actor, record
 from onecard.core.db import unique_or_conflict
 from onecard.core.errors import Conflict, InvalidInput, InvalidState, NotFound
+from onecard.core.pagination import Page, paginate
 from onecard.identity.actions import IdentityAction
 from onecard.identity.models import Person, StaffRole, StaffRoleName, SubjectStatus
 
@@ -38,11 +39,16 @@ def current_roles(session: Session, person_id: uuid.UUID) -> frozenset[StaffRole
     return frozenset(StaffRoleName(role) for role in rows)
 
 
-def list_grants(session: Session, *, include_withdrawn: bool = False) -> list[StaffRole]:
-    stmt = select(StaffRole).order_by(StaffRole.granted_at)
-    if not include_withdrawn:
-        stmt = stmt.where(StaffRole.withdrawn_at.is_(None))
-    return list(session.exec(stmt))
+def list_grants(
+    session: Session, *, limit: int, cursor: str | None, person_id: uuid.UUID | None = None
+) -> Page[StaffRole]:
+    """Current staff role grants, oldest first, optionally of one person."""
+    stmt = select(StaffRole).where(StaffRole.withdrawn_at.is_(None))
+    if person_id is not None:
+        stmt = stmt.where(StaffRole.person_id == person_id)
+    return paginate(
+        session, stmt, StaffRole, limit=limit, cursor=cursor, time_column=StaffRole.granted_at
+    )
 
 
 def grant_role(

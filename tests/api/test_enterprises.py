@@ -182,7 +182,7 @@ def test_legal_representative_grants_admin_agent_and_a_service_role(
     assert datetime.fromisoformat(service["valid_until"]) == datetime.fromisoformat(valid_until)
     listed = client.get(f"/v1/enterprises/{enterprise['id']}/roles", headers=rep_headers)
     assert listed.status_code == 200
-    assert {(g["person_id"], g["role"]) for g in listed.json()} == {
+    assert {(g["person_id"], g["role"]) for g in listed.json()["items"]} == {
         (str(admin_member.id), "admin"),
         (str(agent.id), "agent"),
         (str(agent.id), "tax.filing"),
@@ -410,7 +410,7 @@ def test_change_of_legal_representative_keeps_grants_and_audits_both(
     assert response.status_code == 200, response.text
     assert response.json()["legal_representative_id"] == str(new_rep.id)
     listed = client.get(f"/v1/enterprises/{enterprise['id']}/roles", headers=new_headers).json()
-    assert [g["id"] for g in listed] == [kept["id"]]
+    assert [g["id"] for g in listed["items"]] == [kept["id"]]
     for headers in (old_headers, new_headers):
         events = client.get("/v1/me/audit-events", headers=headers).json()["items"]
         (event,) = [e for e in events if e["action"] == "identity:enterprise:legal_representative"]

@@ -150,15 +150,22 @@ _status_route(IdentityAction.ENTERPRISE_CLOSE, "Close an enterprise (final)")
 
 
 @router.get(
-    "/{enterprise_id}/roles", response_model=list[RoleGrantOut], summary="Current role grants"
+    "/{enterprise_id}/roles",
+    response_model=PageOut[RoleGrantOut],
+    summary="Current role grants (including those starting later)",
 )
 def list_roles(
-    enterprise_id: uuid.UUID, principal: CurrentPrincipal, runtime: RuntimeDep
-) -> list[RoleGrantOut]:
+    enterprise_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> PageOut[RoleGrantOut]:
     with runtime.database.session() as session:
         enterprise = enterprises.get_enterprise(session, enterprise_id)
         _member_or_staff(session, enterprise, principal)
-        return [RoleGrantOut.of(g) for g in enterprises.current_grants(session, enterprise.id)]
+        page = enterprises.current_grants_page(session, enterprise.id, limit=limit, cursor=cursor)
+        return PageOut(items=[RoleGrantOut.of(g) for g in page.items], next_cursor=page.next_cursor)
 
 
 @router.post(

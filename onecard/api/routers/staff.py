@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from onecard.api import idempotency
 from onecard.api.deps import Admin, RuntimeDep
-from onecard.api.schemas import StaffRoleGrant, StaffRoleOut
+from onecard.api.schemas import PageOut, StaffRoleGrant, StaffRoleOut
+from onecard.core.pagination import DEFAULT_LIMIT
 from onecard.identity import persons, staff
 
 router = APIRouter(prefix="/v1/staff-roles", tags=["staff"])
 
 
-@router.get("", response_model=list[StaffRoleOut], summary="Current staff roles")
-def list_roles(principal: Admin, runtime: RuntimeDep) -> list[StaffRoleOut]:
+@router.get("", response_model=PageOut[StaffRoleOut], summary="Current staff roles")
+def list_roles(
+    principal: Admin,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    person_id: uuid.UUID | None = None,
+) -> PageOut[StaffRoleOut]:
     with runtime.database.session() as session:
-        return [StaffRoleOut.of(g) for g in staff.list_grants(session)]
+        page = staff.list_grants(session, limit=limit, cursor=cursor, person_id=person_id)
+        return PageOut(items=[StaffRoleOut.of(g) for g in page.items], next_cursor=page.next_cursor)
 
 
 @router.post("", status_code=201, response_model=StaffRoleOut, summary="Grant a staff role")
