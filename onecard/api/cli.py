@@ -34,7 +34,7 @@ from onecard.core.sealing import generate_master_key
 from onecard.core.settings import Settings, get_settings
 from onecard.identity import bootstrap, enterprises, persons, staff
 from onecard.identity.actions import IdentityAction
-from onecard.identity.importer import import_persons
+from onecard.identity.importer import count_rows, import_persons
 from onecard.identity.models import AssuranceLevel, Person, RegisteredBy, StaffRoleName
 from onecard.identity.tokens import issue_token
 
@@ -575,7 +575,7 @@ def import_persons_command(
 ) -> None:
     """Import persons from CSV: validated, idempotent, with a report of rejected rows."""
     report_path = report or source.with_suffix(".rejected.csv")
-    total_rows = max(sum(1 for _ in source.open("rb")) - 1, 0)
+    total_rows = count_rows(source)
     with (
         _runtime() as runtime,
         Progress(

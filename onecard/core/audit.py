@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 import jwt
-from sqlalchemy import BigInteger, Column, Text
+from sqlalchemy import BigInteger, Column, Text, insert
 from sqlmodel import Field, Session, SQLModel, select
 
 from onecard.core import clock
@@ -93,17 +93,17 @@ class AuditEvent(SQLModel, table=True):
 
     def computed_hash(self) -> str:
         return _event_hash(
-            self.seq,
-            self.id,
-            self.occurred_at,
-            self.action,
-            self.actor_kind,
-            self.actor_id,
-            self.subject_type,
-            self.subject_id,
-            self.person_id,
-            self.data,
-            self.prev_hash,
+            seq=self.seq,
+            id=self.id,
+            occurred_at=self.occurred_at,
+            action=self.action,
+            actor_kind=self.actor_kind,
+            actor_id=self.actor_id,
+            subject_type=self.subject_type,
+            subject_id=self.subject_id,
+            person_id=self.person_id,
+            data=self.data,
+            prev_hash=self.prev_hash,
         )
 
     def data_dict(self) -> dict[str, Any]:
@@ -137,8 +137,9 @@ def canonical_json(data: Mapping[str, Any]) -> str:
 
 
 def _event_hash(
+    *,
     seq: int,
-    event_id: uuid.UUID,
+    id: uuid.UUID,
     occurred_at: datetime,
     action: str,
     actor_kind: str,
@@ -151,7 +152,7 @@ def _event_hash(
 ) -> str:
     content = [
         seq,
-        str(event_id),
+        str(id),
         occurred_at.isoformat(timespec="microseconds"),
         action,
         actor_kind,
@@ -174,42 +175,44 @@ def record(
     subject: tuple[str, str] | None = None,
     person_id: uuid.UUID | None = None,
     data: Mapping[str, Any] | None = None,
-) -> AuditEvent:
+) -> None:
     """Append one event in the caller's transaction. ``data`` must hold no secret."""
-    spec = EventSpec(action, actor, subject, person_id, data or {})
-    return record_many(session, [spec])[0]
+    record_many(session, [EventSpec(action, actor, subject, person_id, data or {})])
 
 
-def record_many(session: Session, specs: Iterable[EventSpec]) -> list[AuditEvent]:
-    """Append events in order under one lock of the chain head (bulk imports)."""
+def record_many(session: Session, specs: Iterable[EventSpec]) -> int:
+    """Append events in order under one lock of the chain head; returns how many.
+
+    Rows go in with one Core ``INSERT`` (no ORM objects): bulk imports append an event per
+    person, and the ORM's per-object bookkeeping would cost more than the hashing.
+    """
     head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
     seq, prev = head.seq, head.hash
-    events = []
     occurred_at = clock.now()
+    rows = []
     for spec in specs:
         seq += 1
-        event = AuditEvent(
-            seq=seq,
-            id=uuid.uuid4(),
-            occurred_at=occurred_at,
-            action=str(spec.action),
-            actor_kind=spec.actor.kind,
-            actor_id=spec.actor.id,
-            subject_type=spec.subject[0] if spec.subject else None,
-            subject_id=spec.subject[1] if spec.subject else None,
-            person_id=spec.person_id,
-            data=canonical_json(spec.data),
-            prev_hash=prev,
-            hash="",
-        )
-        event.hash = prev = event.computed_hash()
-        events.append(event)
-    if events:
-        session.add_all(events)
+        row = {
+            "seq": seq,
+            "id": uuid.uuid4(),
+            "occurred_at": occurred_at,
+            "action": str(spec.action),
+            "actor_kind": spec.actor.kind,
+            "actor_id": spec.actor.id,
+            "subject_type": spec.subject[0] if spec.subject else None,
+            "subject_id": spec.subject[1] if spec.subject else None,
+            "person_id": spec.person_id,
+            "data": canonical_json(spec.data),
+            "prev_hash": prev,
+        }
+        row["hash"] = prev = _event_hash(**row)
+        rows.append(row)
+    if rows:
+        session.execute(insert(AuditEvent.__table__), rows)  # type: ignore[arg-type]
         head.seq, head.hash = seq, prev
         session.add(head)
         session.flush()
-    return events
+    return len(rows)
 
 
 def checkpoint(session: Session, keyring: Keyring) -> AuditCheckpoint | None:

@@ -103,10 +103,16 @@ def build_person(
 ) -> Person:
     """A validated, sealed :class:`Person` ready to insert (shared by registration and import)."""
     number = parse_number(new.identity_number)
-    person = Person(
-        id=uuid.uuid4(),
+    person_id = uuid.uuid4()
+    now = clock.now()
+    # Every column is given here: defaults left to factories and later setattr calls cost a
+    # quarter of a bulk import's time.
+    return Person(
+        id=person_id,
         name=normalise_name(new.name),
-        identity_number_sealed=b"",
+        identity_number_sealed=sealer.seal(
+            number.value, table="person", column="identity_number", row_id=person_id
+        ),
         identity_number_index=identity_index(sealer, number.value),
         identity_number_masked=mask_identity_number(number.value),
         birth_date=number.birth_date,
@@ -116,12 +122,11 @@ def build_person(
         assurance_level=int(level),
         registered_by=registered_by,
         external_ref=new.external_ref,
+        status=SubjectStatus.ACTIVE,
+        status_reason=None,
+        created_at=now,
+        updated_at=now,
     )
-    person.identity_number_sealed = sealer.seal(
-        number.value, table="person", column="identity_number", row_id=person.id
-    )
-    person.created_at = person.updated_at = clock.now()
-    return person
 
 
 def register_person(

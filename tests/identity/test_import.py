@@ -23,7 +23,12 @@ from onecard.core.masking import mask_identity_number
 from onecard.core.sealing import Sealer
 from onecard.identity import importer
 from onecard.identity.actions import IdentityAction
-from onecard.identity.importer import ImportSummary, count_rows, import_persons
+from onecard.identity.importer import (
+    ImportInterrupted,
+    ImportSummary,
+    count_rows,
+    import_persons,
+)
 from onecard.identity.models import Person, RegisteredBy
 from onecard.identity.persons import NewPerson, find_by_identity_number, register_person
 from tests.factories import identity_number
@@ -432,6 +437,31 @@ def test_the_report_may_not_overwrite_the_source(db, sealer, tmp_path):
         import_persons(db, sealer, source, actor=ACTOR, report_path=source)
 
     assert source.read_text(encoding="utf-8").startswith("name,identity_number")
+
+
+def test_a_database_failure_names_the_rows_but_never_their_values(
+    fresh_db, tmp_path, run_import, monkeypatch
+):
+    database = fresh_db()
+    rows = valid_rows(4)
+    phone = rows[0][2]
+
+    def failing_insert(session, new):
+        params = [{"phone": c.person.phone} for c in new]
+        error = sa.exc.OperationalError("INSERT INTO person ...", params, ConnectionError("lost"))
+        assert phone in str(error)  # what SQLAlchemy would have shown
+        raise error
+
+    monkeypatch.setattr(importer, "_insert_all", failing_insert)
+    source = write_csv(tmp_path / "in.csv", rows)
+
+    with pytest.raises(ImportInterrupted) as caught:
+        run_import(database, source, batch_size=2)
+
+    assert caught.value.code == "import_interrupted"
+    assert "rows 1-2" in caught.value.detail
+    assert phone not in str(caught.value)
+    assert caught.value.__suppress_context__
 
 
 def test_batch_size_must_be_positive(db, tmp_path, run_import):
