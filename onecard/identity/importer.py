@@ -73,7 +73,7 @@ from onecard.core.masking import mask_identity_number
 from onecard.core.sealing import Sealer
 from onecard.identity.actions import IdentityAction
 from onecard.identity.models import AssuranceLevel, Person, RegisteredBy
-from onecard.identity.persons import NewPerson, build_person
+from onecard.identity.persons import NewPerson, PersonRow, build_person_row
 
 __all__ = [
     "OPTIONAL_COLUMNS",
@@ -108,7 +108,6 @@ _UNIQUE: Final = (
     ("external_ref", "external reference", "external_ref_taken"),
 )
 _PERSON_TABLE = inspect(Person).local_table
-_PERSON_COLUMNS = tuple(column.key for column in _PERSON_TABLE.columns)
 # A Core insert: the ORM's bulk path adds a fifth to the cost of each row for nothing here.
 _PERSON_INSERT = insert(_PERSON_TABLE)
 
@@ -146,7 +145,7 @@ class _Candidate:
     """A valid row: the sealed person it would insert and where it came from."""
 
     row: int
-    person: Person
+    person: PersonRow
 
     def reject(self, code: str, reason: str) -> RejectedRow:
         return RejectedRow(self.row, self.person.identity_number_masked, code, reason)
@@ -404,7 +403,7 @@ def _parse_row(
     return _Candidate(row, person)
 
 
-def _build(sealer: Sealer, layout: _Layout, record: list[str]) -> Person:
+def _build(sealer: Sealer, layout: _Layout, record: list[str]) -> PersonRow:
     new = NewPerson(
         name=layout.cell(record, "name"),
         identity_number=layout.cell(record, "identity_number"),
@@ -413,7 +412,7 @@ def _build(sealer: Sealer, layout: _Layout, record: list[str]) -> Person:
         external_ref=_external_ref(layout.cell(record, "external_ref")),
     )
     level = _level(layout.cell(record, "assurance_level"))
-    return build_person(sealer, new, level=level, registered_by=RegisteredBy.IMPORT)
+    return build_person_row(sealer, new, level=level, registered_by=RegisteredBy.IMPORT)
 
 
 def _level(text: str) -> AssuranceLevel:
@@ -549,7 +548,7 @@ class _Existing:
     )
 
     @classmethod
-    def load(cls, session: Session, people: list[Person]) -> _Existing:
+    def load(cls, session: Session, people: list[PersonRow]) -> _Existing:
         existing = cls()
         postgresql = session.get_bind().dialect.name == "postgresql"
         for chunk in _chunks(people):
@@ -579,7 +578,7 @@ class _Existing:
         return "new"
 
 
-def _lookup(people: list[Person], postgresql: bool) -> Select[Any]:
+def _lookup(people: list[PersonRow], postgresql: bool) -> Select[Any]:
     """One query for every stored person sharing a unique value with ``people``.
 
     A person found through one column brings its other values too: they are all taken, so
@@ -613,13 +612,9 @@ def _chunks(values: list[Any]) -> Iterator[list[Any]]:
         yield values[start : start + _LOOKUP_CHUNK]
 
 
-def _row_values(person: Person) -> dict[str, Any]:
-    return {key: getattr(person, key) for key in _PERSON_COLUMNS}
-
-
 def _insert_all(session: Session, new: list[_Candidate]) -> None:
     if new:
-        session.execute(_PERSON_INSERT, [_row_values(candidate.person) for candidate in new])
+        session.execute(_PERSON_INSERT, [candidate.person.values() for candidate in new])
 
 
 def _insert_one_by_one(
@@ -629,7 +624,7 @@ def _insert_one_by_one(
     for candidate in new:
         try:
             with session.begin_nested():
-                session.execute(_PERSON_INSERT, [_row_values(candidate.person)])
+                session.execute(_PERSON_INSERT, [candidate.person.values()])
         except IntegrityError as exc:
             outcome.rejected.append(_raced(candidate, exc))
         else:

@@ -527,3 +527,12 @@ def test_a_race_seen_only_by_the_insert_is_settled_row_by_row(
     assert [e.data_dict()["row"] for e in import_events(database)] == [1, 3, 4]
     with database.session() as session:
         assert verify_chain(session, keyring).ok
+
+
+def test_person_row_has_exactly_the_person_columns() -> None:
+    from sqlalchemy import inspect
+
+    from onecard.identity.models import Person
+    from onecard.identity.persons import PersonRow
+
+    assert set(PersonRow.__slots__) == {c.key for c in inspect(Person).local_table.columns}
