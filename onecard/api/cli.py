@@ -33,8 +33,8 @@ from onecard.core.errors import ConfigurationError, NotFound, OnecardError
 from onecard.core.sealing import generate_master_key
 from onecard.core.settings import Settings, get_settings
 from onecard.identity import bootstrap, enterprises, persons, staff
-from onecard.identity.actions import IdentityAction
 from onecard.identity.importer import count_rows, import_persons
+from onecard.identity.lifecycle import StatusChange
 from onecard.identity.models import AssuranceLevel, Person, RegisteredBy, StaffRoleName
 from onecard.identity.tokens import issue_token
 
@@ -454,21 +454,21 @@ def person_set_level(
         _show(_person_view(changed))
 
 
-def _person_status_command(action: IdentityAction, help_text: str) -> None:
-    verb = action.rsplit(":", 1)[1]
+def _person_status_command(change: StatusChange, help_text: str) -> None:
+    verb = change.value
 
     @person_app.command(verb, help=help_text)
     def command(person: str, reason: Annotated[str, typer.Option()]) -> None:
         with _session() as (runtime, session):
             changed = persons.change_status(
-                session, _person(session, runtime, person), action, actor=_actor(), reason=reason
+                session, _person(session, runtime, person), change, actor=_actor(), reason=reason
             )
             _show(_person_view(changed))
 
 
-_person_status_command(IdentityAction.PERSON_SUSPEND, "Suspend a person (revokes tokens).")
-_person_status_command(IdentityAction.PERSON_REINSTATE, "Reinstate a suspended person.")
-_person_status_command(IdentityAction.PERSON_CLOSE, "Close a person's record (final).")
+_person_status_command(StatusChange.SUSPEND, "Suspend a person (revokes tokens).")
+_person_status_command(StatusChange.REINSTATE, "Reinstate a suspended person.")
+_person_status_command(StatusChange.CLOSE, "Close a person's record (final).")
 
 
 # -- enterprise ---------------------------------------------------------------------------

@@ -78,7 +78,7 @@ class LevelChange(Body):
     evidence: str = Field(min_length=1, max_length=500)
 
 
-class StatusChange(Body):
+class StatusReason(Body):
     reason: str = Field(min_length=1, max_length=500)
 
 

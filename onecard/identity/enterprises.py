@@ -23,7 +23,9 @@ from onecard.core.db import unique_or_conflict
 from onecard.core.errors import Conflict, Forbidden, InvalidInput, InvalidState, NotFound
 from onecard.core.pagination import Page, paginate
 from onecard.core.validators import InvalidNumber, parse_credit_code
+from onecard.identity import lifecycle
 from onecard.identity.actions import IdentityAction
+from onecard.identity.lifecycle import StatusChange
 from onecard.identity.models import Enterprise, EnterpriseRoleGrant, Person, SubjectStatus
 
 ENTERPRISE_ADMIN = "admin"
@@ -165,42 +167,30 @@ def change_legal_representative(
     return enterprise
 
 
-_TRANSITIONS = {
-    IdentityAction.ENTERPRISE_SUSPEND: ({SubjectStatus.ACTIVE}, SubjectStatus.SUSPENDED),
-    IdentityAction.ENTERPRISE_REINSTATE: ({SubjectStatus.SUSPENDED}, SubjectStatus.ACTIVE),
-    IdentityAction.ENTERPRISE_CLOSE: (
-        {SubjectStatus.ACTIVE, SubjectStatus.SUSPENDED},
-        SubjectStatus.CLOSED,
-    ),
+_AUDIT_ACTIONS = {
+    StatusChange.SUSPEND: IdentityAction.ENTERPRISE_SUSPEND,
+    StatusChange.REINSTATE: IdentityAction.ENTERPRISE_REINSTATE,
+    StatusChange.CLOSE: IdentityAction.ENTERPRISE_CLOSE,
 }
 
 
 def change_status(
     session: Session,
     enterprise: Enterprise,
-    action: IdentityAction,
+    change: StatusChange,
     *,
     actor: Actor,
     reason: str,
 ) -> Enterprise:
-    allowed_from, target = _TRANSITIONS[action]
-    if not reason.strip():
-        raise InvalidInput("a reason is required", code="reason_required")
-    if enterprise.status not in allowed_from:
-        raise InvalidState(
-            f"cannot {action.rsplit(':', 1)[1]} an enterprise that is {enterprise.status}",
-            code="enterprise_status_conflict",
-        )
-    previous = enterprise.status
-    enterprise.status, enterprise.status_reason = target, reason.strip()[:500]
-    enterprise.updated_at = clock.now()
+    transition = lifecycle.plan(enterprise, change, reason, kind="enterprise")
+    lifecycle.apply(enterprise, transition)
     session.add(enterprise)
     record(
         session,
-        action,
+        _AUDIT_ACTIONS[change],
         actor=actor,
         subject=("enterprise", str(enterprise.id)),
-        data={"from": previous, "to": str(target), "reason": enterprise.status_reason},
+        data=transition.audit_data(),
     )
     return enterprise
 

@@ -24,8 +24,9 @@ from onecard.core.masking import mask_identity_number
 from onecard.core.pagination import Page, paginate
 from onecard.core.sealing import Sealer
 from onecard.core.validators import IdentityNumber, InvalidNumber, parse_identity_number
-from onecard.identity import staff
+from onecard.identity import lifecycle, staff
 from onecard.identity.actions import IdentityAction
+from onecard.identity.lifecycle import StatusChange
 from onecard.identity.models import AssuranceLevel, Person, RegisteredBy, SubjectStatus
 from onecard.identity.tokens import revoke_person_tokens
 
@@ -359,45 +360,34 @@ def set_assurance_level(
     return person
 
 
-_TRANSITIONS = {
-    IdentityAction.PERSON_SUSPEND: ({SubjectStatus.ACTIVE}, SubjectStatus.SUSPENDED),
-    IdentityAction.PERSON_REINSTATE: ({SubjectStatus.SUSPENDED}, SubjectStatus.ACTIVE),
-    IdentityAction.PERSON_CLOSE: (
-        {SubjectStatus.ACTIVE, SubjectStatus.SUSPENDED},
-        SubjectStatus.CLOSED,
-    ),
+_AUDIT_ACTIONS = {
+    StatusChange.SUSPEND: IdentityAction.PERSON_SUSPEND,
+    StatusChange.REINSTATE: IdentityAction.PERSON_REINSTATE,
+    StatusChange.CLOSE: IdentityAction.PERSON_CLOSE,
 }
 
 
 def change_status(
-    session: Session, person: Person, action: IdentityAction, *, actor: Actor, reason: str
+    session: Session, person: Person, change: StatusChange, *, actor: Actor, reason: str
 ) -> Person:
-    """Suspend, reinstate or close a person, with a reason; closing is final."""
-    allowed_from, target = _TRANSITIONS[action]
-    if not reason.strip():
-        raise InvalidInput("a reason is required", code="reason_required")
-    if person.status not in allowed_from:
-        raise InvalidState(
-            f"cannot {action.rsplit(':', 1)[1]} a person who is {person.status}",
-            code="person_status_conflict",
-        )
-    if target != SubjectStatus.ACTIVE:
+    """Suspend, reinstate or close a person, with a reason; closing is final. Suspending or
+    closing revokes the person's tokens; closing withdraws their staff roles."""
+    transition = lifecycle.plan(person, change, reason, kind="person")
+    if transition.target != SubjectStatus.ACTIVE:
         staff.ensure_not_last_admin(session, person.id)
-    previous = person.status
-    person.status, person.status_reason = target, reason.strip()[:500]
-    person.updated_at = clock.now()
+    lifecycle.apply(person, transition)
     session.add(person)
-    if target != SubjectStatus.ACTIVE:
+    if transition.target != SubjectStatus.ACTIVE:
         revoke_person_tokens(session, person.id)
-    if target == SubjectStatus.CLOSED:
+    if transition.target == SubjectStatus.CLOSED:
         staff.withdraw_all_roles(session, person.id, actor=actor)
     record(
         session,
-        action,
+        _AUDIT_ACTIONS[change],
         actor=actor,
         subject=("person", str(person.id)),
         person_id=person.id,
-        data={"from": previous, "to": str(target), "reason": person.status_reason},
+        data=transition.audit_data(),
     )
     return person
 

@@ -10,7 +10,7 @@ import pytest
 from onecard.core.audit import Actor
 from onecard.core.errors import InvalidState
 from onecard.identity import staff as staff_roles
-from onecard.identity.actions import IdentityAction
+from onecard.identity.lifecycle import StatusChange
 from onecard.identity.models import AssuranceLevel, StaffRoleName
 from onecard.identity.persons import change_status
 from tests.factories import counter_registration_body, expect_problem, person
@@ -219,9 +219,7 @@ def test_admin_grant_of_a_closed_person_does_not_count_towards_the_last_admin(
     with database.session() as session:
         closed, _ = _admin(session, sealer)
         _, active = _admin(session, sealer)
-        change_status(
-            session, closed, IdentityAction.PERSON_CLOSE, actor=Actor.system(), reason="left"
-        )
+        change_status(session, closed, StatusChange.CLOSE, actor=Actor.system(), reason="left")
 
     with database.session() as session, pytest.raises(InvalidState) as refused:
         staff_roles.withdraw_role(session, active.id, actor=Actor.system(), withdrawn_by=None)

@@ -13,6 +13,7 @@ from onecard.core.clock import FrozenClock, use_clock
 from onecard.core.errors import Conflict, Forbidden, InvalidInput, InvalidState
 from onecard.identity import enterprises
 from onecard.identity.actions import IdentityAction
+from onecard.identity.lifecycle import StatusChange
 from onecard.identity.models import SubjectStatus
 from onecard.identity.persons import change_status
 from tests.factories import credit_code, person
@@ -190,7 +191,7 @@ def test_closed_enterprise_refuses_new_grants(db, sealer) -> None:
         enterprise, _ = make_enterprise(session, sealer)
         member = person(session, sealer)
         enterprises.change_status(
-            session, enterprise, IdentityAction.ENTERPRISE_CLOSE, actor=SYSTEM, reason="wound up"
+            session, enterprise, StatusChange.CLOSE, actor=SYSTEM, reason="wound up"
         )
 
         with pytest.raises(InvalidState) as refused:
@@ -202,9 +203,7 @@ def test_grant_to_a_suspended_person_is_refused(db, sealer) -> None:
     with db.session() as session:
         enterprise, _ = make_enterprise(session, sealer)
         member = person(session, sealer)
-        change_status(
-            session, member, IdentityAction.PERSON_SUSPEND, actor=SYSTEM, reason="checking"
-        )
+        change_status(session, member, StatusChange.SUSPEND, actor=SYSTEM, reason="checking")
 
         with pytest.raises(InvalidState) as refused:
             grant(session, enterprise, member)
@@ -255,7 +254,7 @@ def test_inactive_person_cannot_become_legal_representative(db, sealer) -> None:
     with db.session() as session:
         enterprise, _ = make_enterprise(session, sealer)
         closed = person(session, sealer)
-        change_status(session, closed, IdentityAction.PERSON_CLOSE, actor=SYSTEM, reason="gone")
+        change_status(session, closed, StatusChange.CLOSE, actor=SYSTEM, reason="gone")
 
         with pytest.raises(InvalidState) as refused:
             enterprises.change_legal_representative(session, enterprise, closed.id, actor=SYSTEM)

@@ -18,12 +18,12 @@ from onecard.api.schemas import (
     PageOut,
     RoleGrantIn,
     RoleGrantOut,
-    StatusChange,
+    StatusReason,
 )
 from onecard.core.errors import Forbidden
 from onecard.core.pagination import DEFAULT_LIMIT, check_limit
 from onecard.identity import enterprises
-from onecard.identity.actions import IdentityAction
+from onecard.identity.lifecycle import StatusChange
 from onecard.identity.models import Enterprise, StaffRoleName, SubjectStatus
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
@@ -121,8 +121,8 @@ def change_representative(
         return EnterpriseOut.of(enterprise)
 
 
-def _status_route(action: IdentityAction, summary: str) -> None:
-    verb = action.rsplit(":", 1)[1]
+def _status_route(change: StatusChange, summary: str) -> None:
+    verb = change.value
 
     @router.post(
         f"/{{enterprise_id}}/{verb}",
@@ -130,23 +130,23 @@ def _status_route(action: IdentityAction, summary: str) -> None:
         summary=summary,
         name=f"{verb}_enterprise",
     )
-    def change(
-        enterprise_id: uuid.UUID, body: StatusChange, principal: Registrar, runtime: RuntimeDep
+    def endpoint(
+        enterprise_id: uuid.UUID, body: StatusReason, principal: Registrar, runtime: RuntimeDep
     ) -> EnterpriseOut:
         with runtime.database.session() as session:
             enterprise = enterprises.change_status(
                 session,
                 enterprises.get_enterprise(session, enterprise_id),
-                action,
+                change,
                 actor=principal.actor,
                 reason=body.reason,
             )
             return EnterpriseOut.of(enterprise)
 
 
-_status_route(IdentityAction.ENTERPRISE_SUSPEND, "Suspend an enterprise")
-_status_route(IdentityAction.ENTERPRISE_REINSTATE, "Reinstate a suspended enterprise")
-_status_route(IdentityAction.ENTERPRISE_CLOSE, "Close an enterprise (final)")
+_status_route(StatusChange.SUSPEND, "Suspend an enterprise")
+_status_route(StatusChange.REINSTATE, "Reinstate a suspended enterprise")
+_status_route(StatusChange.CLOSE, "Close an enterprise (final)")
 
 
 @router.get(

@@ -19,14 +19,14 @@ from onecard.api.schemas import (
     PersonSearch,
     PersonUpdate,
     SelfRegistration,
-    StatusChange,
+    StatusReason,
 )
 from onecard.core.audit import Actor, AuditEvent, events_about_person
 from onecard.core.errors import InvalidInput, NotFound
 from onecard.core.pagination import DEFAULT_LIMIT, check_limit
 from onecard.identity import persons
-from onecard.identity.actions import IdentityAction
 from onecard.identity.credentials import hash_new_password, store_password
+from onecard.identity.lifecycle import StatusChange
 from onecard.identity.models import AssuranceLevel, RegisteredBy, SubjectStatus
 
 router = APIRouter(prefix="/v1/persons", tags=["persons"])
@@ -211,29 +211,29 @@ def set_level(
         return PersonOut.of(person)
 
 
-def _status_route(action: IdentityAction, summary: str) -> None:
-    verb = action.rsplit(":", 1)[1]
+def _status_route(change: StatusChange, summary: str) -> None:
+    verb = change.value
 
     @router.post(
         f"/{{person_id}}/{verb}", response_model=PersonOut, summary=summary, name=f"{verb}_person"
     )
-    def change(
-        person_id: uuid.UUID, body: StatusChange, principal: Registrar, runtime: RuntimeDep
+    def endpoint(
+        person_id: uuid.UUID, body: StatusReason, principal: Registrar, runtime: RuntimeDep
     ) -> PersonOut:
         with runtime.database.session() as session:
             person = persons.change_status(
                 session,
                 persons.get_person(session, person_id),
-                action,
+                change,
                 actor=principal.actor,
                 reason=body.reason,
             )
             return PersonOut.of(person)
 
 
-_status_route(IdentityAction.PERSON_SUSPEND, "Suspend a person (revokes their tokens)")
-_status_route(IdentityAction.PERSON_REINSTATE, "Reinstate a suspended person")
-_status_route(IdentityAction.PERSON_CLOSE, "Close a person's record (final)")
+_status_route(StatusChange.SUSPEND, "Suspend a person (revokes their tokens)")
+_status_route(StatusChange.REINSTATE, "Reinstate a suspended person")
+_status_route(StatusChange.CLOSE, "Close a person's record (final)")
 
 
 @router.get(
