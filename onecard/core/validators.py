@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
+from onecard.core import clock
 from onecard.core.masking import (
     mask_bank_card_number,
     mask_identity_number,
@@ -72,9 +73,13 @@ def _require_str(name: str, value: object) -> str:
     return value
 
 
+# Birth dates on resident identity cards are China Standard Time dates (UTC+8, no DST).
+_CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
+
+
 def _local_today() -> date:
-    # The one place the real date is read, so tests can replace it instead of depending on it.
-    return date.today()
+    """Today in China, from onecard's injectable clock (tests move it)."""
+    return clock.now().astimezone(_CHINA_STANDARD_TIME).date()
 
 
 def _first_non_digit(text: str) -> int | None:

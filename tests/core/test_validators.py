@@ -598,3 +598,13 @@ def test_transit_card_number_repr_is_masked() -> None:
 @given(st.text(alphabet=DIGITS, min_size=8, max_size=20))
 def test_any_8_to_20_digits_are_a_transit_card_number(number: str) -> None:
     assert parse_transit_card_number(number, "tunion").value == number
+
+
+def test_today_is_the_china_date_of_the_injectable_clock() -> None:
+    from datetime import UTC, datetime
+
+    from onecard.core.clock import FrozenClock, use_clock
+
+    # 2026-01-01 16:30 UTC is already 2 January in China (UTC+8).
+    with use_clock(FrozenClock(datetime(2026, 1, 1, 16, 30, tzinfo=UTC))):
+        assert validators._local_today() == date(2026, 1, 2)
