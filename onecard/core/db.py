@@ -79,7 +79,7 @@ def _sqlite_engine(url: str) -> Engine:
     database = make_url(url).database
     if not database or database == ":memory:":
         raise ValueError("onecard needs a SQLite file, not an in-memory database")
-    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    Path(database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner only
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
     )

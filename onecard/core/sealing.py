@@ -54,7 +54,7 @@ def load_master_key(settings: Settings, *, create: bool = False) -> bytes:
 
 
 def _create_key_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner only
     encoded = base64.urlsafe_b64encode(secrets.token_bytes(MASTER_KEY_BYTES)).decode()
     # O_EXCL: two workers starting at once must not write two different keys.
     try:

@@ -69,6 +69,7 @@ def test_embedded_default_creates_a_private_master_key_file(tmp_path) -> None:
     path = tmp_path / "var" / "master.key"
     assert len(key) == 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert load_master_key(settings, create=True) == key  # never overwritten
 
 
