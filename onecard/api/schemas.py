@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, Self, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from onecard.core.audit import AuditEvent
 from onecard.core.masking import mask_email, mask_phone
 from onecard.identity.models import (
     AssuranceLevel,
@@ -262,8 +263,10 @@ class MyEnterpriseOut(EnterpriseOut):
 
 
 class AuditEventOut(BaseModel):
+    """An event as the person it concerns sees it (no chain position: that would reveal the
+    service's overall activity)."""
+
     id: uuid.UUID
-    seq: int
     occurred_at: datetime
     action: str
     actor_kind: str
@@ -271,6 +274,19 @@ class AuditEventOut(BaseModel):
     subject_type: str | None
     subject_id: str | None
     data: dict
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> Self:
+        fields = event.model_dump(include=set(cls.model_fields) - {"data"})
+        return cls(**fields, data=event.data_dict())
+
+
+class AuditorEventOut(AuditEventOut):
+    """An event with its place in the hash chain, for auditors."""
+
+    seq: int
+    prev_hash: str
+    hash: str
 
 
 class ChainReportOut(BaseModel):

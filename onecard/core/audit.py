@@ -311,11 +311,23 @@ def _check_checkpoint(
     return None
 
 
-def events_about_person(
-    session: Session, person_id: uuid.UUID, *, limit: int, before_seq: int | None = None
+def list_events(
+    session: Session,
+    *,
+    limit: int,
+    after: uuid.UUID | None = None,
+    person_id: uuid.UUID | None = None,
+    action: str | None = None,
 ) -> list[AuditEvent]:
-    """Events about one person, newest first (the "who looked at my data" view)."""
-    stmt = select(AuditEvent).where(AuditEvent.person_id == person_id)
-    if before_seq is not None:
-        stmt = stmt.where(AuditEvent.seq < before_seq)
+    """Events newest first, optionally about one person (the "who looked at my data" view)
+    or of one action, continuing after the event ``after`` (the cursor is an event id, so the
+    global sequence number is never handed out)."""
+    stmt = select(AuditEvent)
+    if person_id is not None:
+        stmt = stmt.where(AuditEvent.person_id == person_id)
+    if action is not None:
+        stmt = stmt.where(AuditEvent.action == action)
+    if after is not None:
+        position = select(AuditEvent.seq).where(AuditEvent.id == after).scalar_subquery()
+        stmt = stmt.where(AuditEvent.seq < position)
     return list(session.exec(stmt.order_by(AuditEvent.seq.desc()).limit(limit)))

@@ -2,36 +2,42 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlmodel import select
 
 from onecard.api.deps import Auditor, RuntimeDep
-from onecard.api.routers.persons import events_page, seq_cursor
-from onecard.api.schemas import AuditEventOut, ChainReportOut, PageOut
-from onecard.core.audit import AuditEvent, verify_chain
+from onecard.api.routers.persons import event_cursor, events_page
+from onecard.api.schemas import AuditEventOut, AuditorEventOut, ChainReportOut, PageOut
+from onecard.core.audit import list_events, verify_chain
 from onecard.core.pagination import DEFAULT_LIMIT
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
-@router.get("/events", response_model=PageOut[AuditEventOut], summary="Audit events, newest first")
-def list_events(
+@router.get(
+    "/events",
+    response_model=PageOut[AuditorEventOut],
+    summary="Audit events with their chain links, newest first",
+)
+def events(
     principal: Auditor,
     runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=200)] = DEFAULT_LIMIT,
     cursor: str | None = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
+    person_id: uuid.UUID | None = None,
 ) -> PageOut[AuditEventOut]:
-    stmt = select(AuditEvent)
-    if (before := seq_cursor(cursor)) is not None:
-        stmt = stmt.where(AuditEvent.seq < before)
-    if action:
-        stmt = stmt.where(AuditEvent.action == action)
     with runtime.database.session() as session:
-        events = list(session.exec(stmt.order_by(AuditEvent.seq.desc()).limit(limit + 1)))
-    return events_page(events, limit)
+        found = list_events(
+            session,
+            limit=limit + 1,
+            after=event_cursor(cursor),
+            person_id=person_id,
+            action=action or None,
+        )
+    return events_page(found, limit, AuditorEventOut)
 
 
 @router.post("/verify", response_model=ChainReportOut, summary="Verify the hash chain")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from onecard.api.deps import CurrentPrincipal, RuntimeDep
-from onecard.api.routers.persons import events_page, seq_cursor
+from onecard.api.routers.persons import event_cursor, events_page
 from onecard.api.schemas import (
     AuditEventOut,
     ContactUpdate,
@@ -20,7 +20,7 @@ from onecard.api.schemas import (
     TotpCode,
     TotpEnrolmentOut,
 )
-from onecard.core.audit import events_about_person
+from onecard.core.audit import list_events
 from onecard.core.errors import InvalidInput
 from onecard.core.pagination import DEFAULT_LIMIT
 from onecard.identity import credentials, enterprises, persons
@@ -134,10 +134,13 @@ def my_events(
     cursor: str | None = None,
 ) -> PageOut[AuditEventOut]:
     with runtime.database.session() as session:
-        events = events_about_person(
-            session, principal.require_person(), limit=limit + 1, before_seq=seq_cursor(cursor)
+        events = list_events(
+            session,
+            limit=limit + 1,
+            after=event_cursor(cursor),
+            person_id=principal.require_person(),
         )
-    return events_page(events, limit)
+    return events_page(events, limit, AuditEventOut)
 
 
 @router.get("/enterprises", response_model=list[MyEnterpriseOut], summary="Enterprises I act for")

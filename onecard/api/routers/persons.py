@@ -21,7 +21,7 @@ from onecard.api.schemas import (
     SelfRegistration,
     StatusReason,
 )
-from onecard.core.audit import Actor, AuditEvent, events_about_person
+from onecard.core.audit import Actor, AuditEvent, list_events
 from onecard.core.errors import InvalidInput, NotFound
 from onecard.core.pagination import DEFAULT_LIMIT, check_limit
 from onecard.identity import persons
@@ -250,30 +250,27 @@ def person_events(
 ) -> PageOut[AuditEventOut]:
     with runtime.database.session() as session:
         persons.get_person(session, person_id)
-        events = events_about_person(
-            session, person_id, limit=limit + 1, before_seq=seq_cursor(cursor)
+        events = list_events(
+            session, limit=limit + 1, after=event_cursor(cursor), person_id=person_id
         )
-    return events_page(events, limit)
+    return events_page(events, limit, AuditEventOut)
 
 
-def seq_cursor(cursor: str | None) -> int | None:
+def event_cursor(cursor: str | None) -> uuid.UUID | None:
     if cursor is None:
         return None
-    if not cursor.isdigit() or len(cursor) > 19:
-        raise InvalidInput("the cursor is not one this service issued", code="bad_cursor")
-    return int(cursor)
+    try:
+        return uuid.UUID(cursor)
+    except ValueError:
+        raise InvalidInput("the cursor is not one this service issued", code="bad_cursor") from None
 
 
-def events_page(events: list[AuditEvent], limit: int) -> PageOut[AuditEventOut]:
+def events_page(
+    events: list[AuditEvent], limit: int, view: type[AuditEventOut]
+) -> PageOut[AuditEventOut]:
     more = len(events) > limit
     events = events[:limit]
     return PageOut(
-        items=[
-            AuditEventOut(
-                **e.model_dump(exclude={"data", "prev_hash", "hash", "person_id"}),
-                data=e.data_dict(),
-            )
-            for e in events
-        ],
-        next_cursor=str(events[-1].seq) if more and events else None,
+        items=[view.of(e) for e in events],
+        next_cursor=str(events[-1].id) if more and events else None,
     )
