@@ -27,6 +27,7 @@ from sqlmodel import Session
 from typer.core import TyperGroup
 
 from onecard.api.runtime import Runtime, build_runtime, prepare
+from onecard.api.schemas import EnterpriseOut, PersonOut
 from onecard.core.audit import Actor, checkpoint, verify_chain
 from onecard.core.db import Database
 from onecard.core.errors import ConfigurationError, NotFound, OnecardError
@@ -119,8 +120,6 @@ def _show(data: dict) -> None:
 
 
 def _person_view(person: Person) -> dict:
-    from onecard.api.schemas import PersonOut
-
     return PersonOut.of(person).model_dump(mode="json")
 
 
@@ -475,8 +474,6 @@ _person_status_command(StatusChange.CLOSE, "Close a person's record (final).")
 
 
 def _enterprise_view(enterprise: enterprises.Enterprise) -> dict:
-    from onecard.api.schemas import EnterpriseOut
-
     return EnterpriseOut.of(enterprise).model_dump(mode="json")
 
 
