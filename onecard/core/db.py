@@ -164,9 +164,24 @@ def alembic_config() -> Config:
     return config
 
 
+def violated_constraint(exc: IntegrityError) -> str:
+    """The name of the constraint an insert or update broke, lower-cased, never a value.
+
+    PostgreSQL names it (``uq_person_phone``); SQLite's message names the columns
+    (``UNIQUE constraint failed: person.phone``) and holds no value. PostgreSQL's message text
+    is not used: its DETAIL quotes the clashing value.
+    """
+    diag = getattr(exc.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if name:
+        return name.lower()
+    return "" if diag is not None else str(exc.orig).lower()
+
+
 @contextlib.contextmanager
 def unique_or_conflict(session: Session, conflict: Callable[[str], Exception]) -> Iterator[None]:
-    """Make the changes of the block in a savepoint; a unique violation raises ``conflict``.
+    """Make the changes of the block in a savepoint; a unique violation raises
+    ``conflict(constraint name)``.
 
     Uniqueness is the database's job (no check-then-insert race); this turns its refusal into a
     domain error. The changes must be made *inside* the block: the savepoint then holds all of
@@ -177,4 +192,4 @@ def unique_or_conflict(session: Session, conflict: Callable[[str], Exception]) -
             yield
             session.flush()
     except IntegrityError as exc:
-        raise conflict(str(exc.orig)) from None
+        raise conflict(violated_constraint(exc)) from None

@@ -67,7 +67,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from onecard.core.audit import Actor, EventSpec, record_many
-from onecard.core.db import Database
+from onecard.core.db import Database, violated_constraint
 from onecard.core.errors import InvalidInput, OnecardError
 from onecard.core.masking import mask_identity_number
 from onecard.core.sealing import Sealer
@@ -635,7 +635,7 @@ def _insert_one_by_one(
 def _raced(candidate: _Candidate, exc: IntegrityError) -> RejectedRow:
     # The constraint's name holds the column's on both back ends (uq_person_phone; SQLite
     # says "UNIQUE constraint failed: person.phone").
-    constraint = _constraint_name(exc)
+    constraint = violated_constraint(exc)
     for column, label, code in _UNIQUE:
         if column in constraint:
             return candidate.reject(
@@ -643,12 +643,6 @@ def _raced(candidate: _Candidate, exc: IntegrityError) -> RejectedRow:
             )
     # Never re-raise ``exc`` itself: its text may quote the row's values.
     raise RuntimeError("unexpected constraint violation while importing a person") from None
-
-
-def _constraint_name(exc: IntegrityError) -> str:
-    diag = getattr(exc.orig, "diag", None)  # psycopg names the constraint
-    name = getattr(diag, "constraint_name", None)
-    return (name or str(exc.orig)).lower()  # SQLite's message holds no value
 
 
 def _record_events(session: Session, inserted: list[_Candidate], audit: _AuditContext) -> None:

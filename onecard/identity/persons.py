@@ -196,14 +196,13 @@ def register_person(
     return person
 
 
-def person_conflict(message: str) -> Conflict:
+def person_conflict(constraint: str) -> Conflict:
     """The 409 for a unique violation on ``person``, named after the column that clashed."""
-    lowered = message.lower()
-    if "phone" in lowered:
+    if "phone" in constraint:
         return Conflict("this phone number is already registered", code="phone_taken")
-    if "email" in lowered:
+    if "email" in constraint:
         return Conflict("this email address is already registered", code="email_taken")
-    if "external_ref" in lowered:
+    if "external_ref" in constraint:
         return Conflict("this external reference is already imported", code="external_ref_taken")
     return Conflict("this identity number is already registered", code="identity_number_taken")
 

@@ -794,3 +794,27 @@ def test_limit_out_of_range_is_422(client, staff, limit) -> None:
     response = client.get("/v1/persons", params={"limit": limit}, headers=headers)
 
     expect_problem(response, 422, "request_invalid")
+
+
+def test_email_taken_is_named_right_even_when_the_address_mentions_a_phone(client) -> None:
+    email = f"phone{identity_number()[-6:]}@example.cn"
+    first = client.post(
+        "/v1/persons/register",
+        json={
+            "name": "甲",
+            "identity_number": identity_number(),
+            "password": "a long passphrase",
+            "email": email,
+        },
+    )
+    assert first.status_code == 201, first.text
+    second = client.post(
+        "/v1/persons/register",
+        json={
+            "name": "乙",
+            "identity_number": identity_number(),
+            "password": "a long passphrase",
+            "email": email,
+        },
+    )
+    expect_problem(second, 409, "email_taken")
