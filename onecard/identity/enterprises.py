@@ -321,16 +321,7 @@ def _close_expired_grants(
         )
     )
     for grant in expired:
-        grant.withdrawn_at = grant.valid_until
-        session.add(grant)
-        record(
-            session,
-            IdentityAction.ENTERPRISE_ROLE_WITHDRAW,
-            actor=actor,
-            subject=("enterprise", str(enterprise.id)),
-            person_id=person_id,
-            data={"grant": str(grant.id), "role": role, "reason": "expired"},
-        )
+        _withdraw(session, grant, at=grant.valid_until, by=None, actor=actor, reason="expired")
     session.flush()
 
 
@@ -345,17 +336,30 @@ def withdraw_role(
     grant = session.get(EnterpriseRoleGrant, grant_id, with_for_update=True)
     if grant is None or grant.enterprise_id != enterprise.id or grant.withdrawn_at is not None:
         raise NotFound("no such current role in this enterprise", code="role_grant_not_found")
-    grant.withdrawn_at, grant.withdrawn_by = clock.now(), withdrawn_by
+    _withdraw(session, grant, at=clock.now(), by=withdrawn_by, actor=actor)
+    return grant
+
+
+def _withdraw(
+    session: Session,
+    grant: EnterpriseRoleGrant,
+    *,
+    at: datetime | None,
+    by: uuid.UUID | None,
+    actor: Actor,
+    reason: str | None = None,
+) -> None:
+    grant.withdrawn_at, grant.withdrawn_by = at, by
     session.add(grant)
+    data = {"grant": str(grant.id), "role": grant.role} | ({"reason": reason} if reason else {})
     record(
         session,
         IdentityAction.ENTERPRISE_ROLE_WITHDRAW,
         actor=actor,
-        subject=("enterprise", str(enterprise.id)),
+        subject=("enterprise", str(grant.enterprise_id)),
         person_id=grant.person_id,
-        data={"grant": str(grant.id), "role": grant.role},
+        data=data,
     )
-    return grant
 
 
 def _require_open(enterprise: Enterprise) -> None:
