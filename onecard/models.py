@@ -6,5 +6,9 @@ from __future__ import annotations
 def load_all_models() -> None:
     import onecard.core.audit
     import onecard.core.idempotency
+    import onecard.core.jobs
     import onecard.core.keyring
-    import onecard.identity.models  # noqa: F401
+    import onecard.core.once
+    import onecard.core.ratelimit
+    import onecard.identity.models
+    import onecard.identity.oidc.models  # noqa: F401

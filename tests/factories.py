@@ -73,15 +73,20 @@ def staff_member(runtime, *roles: str, level: int = 2) -> tuple[Person, dict[str
     from datetime import timedelta
 
     from onecard.identity.models import StaffRoleName
+    from onecard.identity.oidc.first_party import mint_person_token
     from onecard.identity.staff import grant_role
-    from onecard.identity.tokens import issue_token
 
     with runtime.database.session() as session:
         member = person(session, runtime.sealer, level=AssuranceLevel(level))
         for role in roles:
             grant_role(session, member, StaffRoleName(role), actor=Actor.system(), granted_by=None)
-        token, _ = issue_token(
-            session, kind="admin", person_id=member.id, ttl=timedelta(hours=1), actor=Actor.system()
+        token = mint_person_token(
+            session,
+            runtime.provider,
+            member,
+            scope="openid account staff",
+            ttl=timedelta(hours=1),
+            actor=Actor.system(),
         )
     return member, _headers(token)
 
@@ -89,25 +94,24 @@ def staff_member(runtime, *roles: str, level: int = 2) -> tuple[Person, dict[str
 def signed_in_citizen(
     runtime, *, level: int = 1, password: str = "correct horse battery"
 ) -> tuple[Person, dict[str, str], str]:  # type: ignore[no-untyped-def]
-    """A registered citizen with a password and a sign-in token."""
+    """A registered citizen with a password and an access token for their own account."""
     from onecard.identity.credentials import set_password
-    from onecard.identity.signin import SignInRequest, sign_in
+    from onecard.identity.oidc.first_party import mint_person_token
 
-    number = identity_number()
     with runtime.database.session() as session:
-        member = person(session, runtime.sealer, level=AssuranceLevel(level), number=number)
+        member = person(session, runtime.sealer, level=AssuranceLevel(level))
         set_password(
             session, runtime.sealer, runtime.hasher, member, password, actor=Actor.system()
         )
-    result = sign_in(
-        runtime.database,
-        runtime.sealer,
-        runtime.hasher,
-        runtime.settings,
-        SignInRequest(number, password),
-    )
-    assert result.token, result.failure
-    return member, _headers(result.token), password
+        token = mint_person_token(
+            session,
+            runtime.provider,
+            member,
+            scope="openid account",
+            ttl=timedelta(hours=1),
+            actor=Actor.system(),
+        )
+    return member, _headers(token), password
 
 
 # -- helpers added for the identity behaviour tests ----------------------------------------

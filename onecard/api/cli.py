@@ -37,7 +37,7 @@ from onecard.identity import bootstrap, enterprises, persons, staff
 from onecard.identity.importer import count_rows, import_persons
 from onecard.identity.lifecycle import StatusChange
 from onecard.identity.models import AssuranceLevel, Person, RegisteredBy, StaffRoleName
-from onecard.identity.tokens import issue_token
+from onecard.identity.oidc.first_party import mint_person_token
 
 console = Console()
 err = Console(stderr=True)
@@ -325,7 +325,7 @@ def admin_token(
     person: Annotated[str, typer.Option(help="Staff member: UUID or identity number.")],
     ttl_minutes: Annotated[int, typer.Option(min=1, help="Lifetime in minutes.")] = 60,
 ) -> None:
-    """Issue a short-lived API token for a staff member (printed once, stored hashed)."""
+    """Mint a short-lived access token for a staff member (printed once; revocable)."""
     settings = get_settings()
     ttl = timedelta(minutes=ttl_minutes)
     if ttl.total_seconds() > settings.admin_token_max_ttl_seconds:
@@ -336,11 +336,16 @@ def admin_token(
         holder = _person(session, runtime, person)
         if not staff.current_roles(session, holder.id):
             raise NotFound("this person holds no staff role", code="not_staff")
-        token, row = issue_token(
-            session, kind="admin", person_id=holder.id, ttl=ttl, actor=_actor()
+        token = mint_person_token(
+            session,
+            runtime.provider,
+            holder,
+            scope="openid account staff",
+            ttl=ttl,
+            actor=_actor(),
         )
-    console.print(token, highlight=False)
-    err.print(f"expires {row.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+    typer.echo(token)  # plain: a wrapped token could not be copied
+    err.print(f"expires in {ttl_minutes} minutes")
 
 
 @admin_app.command("grant")
@@ -631,3 +636,126 @@ def openapi(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(document)
     console.print(f"wrote {output}")
+
+
+# -- clients (relying parties) ------------------------------------------------------------
+
+client_app = typer.Typer(help="Clients: portals and terminals.", no_args_is_help=True)
+app.add_typer(client_app, name="client")
+
+
+def _client_json(client: object, secret: str | None = None) -> dict:
+    from onecard.api.schemas import ClientOut
+
+    data = ClientOut.of(client).model_dump(mode="json")
+    if secret is not None:
+        data["client_secret"] = secret
+    return data
+
+
+@client_app.command("create")
+def client_create(
+    name: Annotated[str, typer.Option(help="Name citizens see on the consent page.")],
+    client_type: Annotated[str, typer.Option("--type", help="confidential or public.")] = (
+        "confidential"
+    ),
+    redirect_uri: Annotated[list[str] | None, typer.Option(help="Redirect URI (repeat).")] = None,
+    post_logout_uri: Annotated[
+        list[str] | None, typer.Option(help="Post-logout redirect URI (repeat).")
+    ] = None,
+    backchannel_logout_uri: Annotated[str | None, typer.Option()] = None,
+    grant: Annotated[
+        list[str] | None,
+        typer.Option(help="authorization_code, refresh_token or client_credentials (repeat)."),
+    ] = None,
+    scope: Annotated[list[str] | None, typer.Option(help="Allowed scope (repeat).")] = None,
+    auth_method: Annotated[
+        str,
+        typer.Option(help="client_secret_basic, client_secret_post, private_key_jwt or none."),
+    ] = "client_secret_basic",
+    jwks_file: Annotated[
+        Path | None, typer.Option(help="Client JWK Set (private_key_jwt).")
+    ] = None,
+    jwks_uri: Annotated[str | None, typer.Option()] = None,
+    subject_type: Annotated[str, typer.Option(help="public or pairwise.")] = "public",
+    sector_identifier: Annotated[str | None, typer.Option()] = None,
+    id_token_alg: Annotated[str, typer.Option(help="RS256 or ES256.")] = "RS256",  # noqa: S107
+    min_level: Annotated[int, typer.Option(min=1, max=3)] = 1,
+    full_identity_number: Annotated[bool, typer.Option()] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Register a client; its secret is printed once."""
+    from onecard.identity.oidc.clients import ClientSpec, create_client
+
+    default_grants = ["authorization_code", "refresh_token"]
+    spec = ClientSpec(
+        name=name,
+        client_type=client_type,  # type: ignore[arg-type]
+        auth_method=auth_method,  # type: ignore[arg-type]
+        redirect_uris=tuple(redirect_uri or ()),
+        post_logout_redirect_uris=tuple(post_logout_uri or ()),
+        backchannel_logout_uri=backchannel_logout_uri,
+        grant_types=tuple(grant or default_grants),  # type: ignore[arg-type]
+        scopes=tuple(scope or ("openid",)),
+        jwks=json.loads(jwks_file.read_text()) if jwks_file else None,
+        jwks_uri=jwks_uri,
+        subject_type=subject_type,  # type: ignore[arg-type]
+        sector_identifier=sector_identifier,
+        id_token_alg=id_token_alg,
+        min_level=min_level,
+        full_identity_number=full_identity_number,
+    )
+    with _session() as (_, session):
+        client, secret = create_client(session, spec, actor=_actor())
+        session.flush()
+        data = _client_json(client, secret)
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False))
+        return
+    _show(data)
+    if secret:
+        err.print("the client secret is shown once: store it now")
+
+
+@client_app.command("list")
+def client_list(limit: Annotated[int, typer.Option(min=1, max=1000)] = 100) -> None:
+    """List clients."""
+    from onecard.identity.oidc.clients import list_clients
+
+    with _session() as (_, session):
+        page = list_clients(session, limit=limit, cursor=None)
+        for client in page.items:
+            console.print(
+                f"{client.client_id}  {client.status:8}  {client.client_type:12}  {client.name}",
+                highlight=False,
+            )
+
+
+@client_app.command("show")
+def client_show(client_id: str) -> None:
+    """Show a client's registration."""
+    from onecard.identity.oidc.clients import get_client
+
+    with _session() as (_, session):
+        _show(_client_json(get_client(session, client_id)))
+
+
+@client_app.command("rotate-secret")
+def client_rotate_secret(client_id: str) -> None:
+    """Give a client a new secret (printed once); the old one stops working."""
+    from onecard.identity.oidc.clients import get_client, rotate_secret
+
+    with _session() as (_, session):
+        secret = rotate_secret(session, get_client(session, client_id), actor=_actor())
+    typer.echo(secret)
+
+
+@client_app.command("disable")
+def client_disable(client_id: str) -> None:
+    """Disable a client: its tokens are refused and it can no longer sign citizens in."""
+    from onecard.identity.oidc.clients import get_client, set_status
+    from onecard.identity.oidc.models import ClientStatus
+
+    with _session() as (_, session):
+        set_status(session, get_client(session, client_id), ClientStatus.DISABLED, actor=_actor())
+    console.print(f"disabled {client_id}")

@@ -1,8 +1,9 @@
 """Dependencies routes declare in their signatures: the runtime, the caller, staff roles.
 
-The caller is resolved from an interim bearer token (``Authorization: Bearer oct_…``) on every
-request, and roles are re-read from the database each time, so a withdrawn role or a revoked
-token takes effect at once on every worker.
+The caller is resolved from an RFC 9068 access token issued by the OpenID Connect provider
+(or, once, the ``oct_`` bootstrap token) on every request. Revocation and roles are re-read from
+the database each time, so a withdrawn role or a revoked token takes effect at once on every
+worker.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from onecard.api.runtime import Runtime
 from onecard.core.audit import Actor
 from onecard.core.errors import Forbidden, Unauthenticated
 from onecard.identity.models import AssuranceLevel, Person, StaffRoleName, SubjectStatus
+from onecard.identity.oidc.tokens import TokenRejected, verify_access_token
 from onecard.identity.staff import current_roles
-from onecard.identity.tokens import authenticate
+from onecard.identity.tokens import TOKEN_PREFIX, authenticate
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -32,19 +34,27 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a person (citizen or staff) or the one-time bootstrap token."""
+    """Who is calling: a person (citizen or staff), a client, or the one-time bootstrap token.
 
-    token_id: uuid.UUID
-    kind: str
+    ``level`` is the assurance of this very sign-in: the lower of the person's level and the
+    level the access token's ``acr`` asserts, so staff work needs a second factor each time.
+    """
+
+    token_id: str
+    kind: str  # person, client, bootstrap
     person_id: uuid.UUID | None
     level: int
     roles: frozenset[StaffRoleName]
+    scopes: frozenset[str] = frozenset()
+    client_id: str | None = None
 
     @property
     def actor(self) -> Actor:
-        if self.person_id is None:
-            return Actor("system", f"token:{self.token_id}")
-        return Actor.person(self.person_id)
+        if self.person_id is not None:
+            return Actor.person(self.person_id)
+        if self.kind == "client":
+            return Actor("client", self.client_id)
+        return Actor("system", f"token:{self.token_id}")
 
     def require_person(self) -> uuid.UUID:
         if self.person_id is None:
@@ -52,7 +62,7 @@ class Principal:
         return self.person_id
 
 
-_bearer = HTTPBearer(auto_error=False, description="`oct_…` token from sign-in or the CLI")
+_bearer = HTTPBearer(auto_error=False, description="An access token from `/oauth2/token`")
 
 
 def bearer_token(
@@ -64,26 +74,50 @@ def bearer_token(
 
 
 BearerToken = Annotated[str, Depends(bearer_token)]
+# Scopes that admit a person's token to onecard's own /v1 APIs (first-party clients only).
+PERSON_API_SCOPES = frozenset({"account", "staff"})
+
+
+def _level_of(claims: dict) -> int:
+    acr = str(claims.get("acr", ""))
+    return int(acr.rsplit(":", 1)[-1]) if acr[-1:] in ("1", "2", "3") else 1
 
 
 def _resolve(runtime: Runtime, token: str) -> Principal:
     with runtime.database.session() as session:
-        row = authenticate(session, token)
-        if row.person_id is None:
-            return Principal(row.id, row.kind, None, 0, frozenset())
-        person = session.get(Person, row.person_id)
+        if token.startswith(TOKEN_PREFIX):
+            row = authenticate(session, token)
+            return Principal(str(row.id), row.kind, None, 0, frozenset())
+        try:
+            info = verify_access_token(session, runtime.provider, token)
+        except TokenRejected as exc:
+            raise Unauthenticated(
+                f"the access token is not valid: {exc.reason}", code="invalid_token"
+            ) from None
+        jti = str(info.claims["jti"])
+        if info.person_id is None:
+            return Principal(jti, "client", None, 0, frozenset(), info.scopes, info.client_id)
+        person = session.get(Person, info.person_id)
         if person is None or person.status != SubjectStatus.ACTIVE:
             raise Unauthenticated("the account is not active", code="invalid_token")
         roles = current_roles(session, person.id)
-        return Principal(row.id, row.kind, person.id, person.assurance_level, roles)
+        level = min(person.assurance_level, _level_of(info.claims))
+        return Principal(jti, "person", person.id, level, roles, info.scopes, info.client_id)
 
 
 def current_principal(token: BearerToken, runtime: RuntimeDep) -> Principal:
+    """A person calling onecard's own APIs with a token of a first-party scope."""
     principal = _resolve(runtime, token)
     if principal.kind == "bootstrap":
         raise Forbidden(
             "the bootstrap token only creates the first administrator", code="forbidden"
         )
+    if principal.kind == "person" and not principal.scopes & PERSON_API_SCOPES:
+        raise Forbidden(
+            "this token is for a portal, not for onecard's own APIs", code="insufficient_scope"
+        )
+    if principal.kind == "client":
+        raise Forbidden("this endpoint needs a person's token", code="person_token_required")
     return principal
 
 
@@ -94,8 +128,26 @@ def bootstrap_principal(token: BearerToken, runtime: RuntimeDep) -> Principal:
     return principal
 
 
+def client_principal(token: BearerToken, runtime: RuntimeDep) -> Principal:
+    """A client (portal or terminal) calling with a client-credentials token."""
+    principal = _resolve(runtime, token)
+    if principal.kind != "client":
+        raise Forbidden("this endpoint needs a client's token", code="client_token_required")
+    return principal
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 BootstrapPrincipal = Annotated[Principal, Depends(bootstrap_principal)]
+ClientPrincipal = Annotated[Principal, Depends(client_principal)]
+
+
+def require_scope(scope: str) -> Callable[[Principal], Principal]:
+    def dependency(principal: ClientPrincipal) -> Principal:
+        if scope not in principal.scopes:
+            raise Forbidden(f"this needs the {scope} scope", code="insufficient_scope")
+        return principal
+
+    return dependency
 
 
 def require_staff(*roles: StaffRoleName) -> Callable[[Principal], Principal]:
@@ -107,6 +159,10 @@ def require_staff(*roles: StaffRoleName) -> Callable[[Principal], Principal]:
             raise Forbidden(f"this needs the {needed} role", code="role_required")
         if principal.level < AssuranceLevel.SUBSTANTIAL:
             raise Forbidden("staff work needs assurance level 2", code="assurance_level_too_low")
+        if "staff" not in principal.scopes:
+            raise Forbidden(
+                "staff work needs a token with the staff scope", code="insufficient_scope"
+            )
         return principal
 
     return dependency

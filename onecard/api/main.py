@@ -11,9 +11,19 @@ import logging
 from fastapi import FastAPI
 
 from onecard import __version__
-from onecard.api import docs, problems
+from onecard.api import docs, pages, problems
 from onecard.api.middleware import Observability, SecurityHeaders
-from onecard.api.routers import audit, auth, enterprises, health, me, persons, staff
+from onecard.api.routers import (
+    audit,
+    auth,
+    clients,
+    enterprises,
+    health,
+    me,
+    oauth,
+    persons,
+    staff,
+)
 from onecard.api.runtime import Runtime, build_runtime
 from onecard.core.settings import get_settings
 
@@ -21,8 +31,8 @@ DESCRIPTION = """onecard: the city's citizen one-card and identity trust service
 
 Errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code`.
 Lists are paginated with an opaque `cursor`; creates accept an `Idempotency-Key` header.
-Until the OpenID Connect provider lands, authenticate with a bearer token from
-`POST /v1/auth/sign-in` or `onecard admin token`.
+Authenticate with an access token from the OpenID Connect provider (`/oauth2/token`; see
+`/.well-known/openid-configuration`), or, for operators, `onecard admin token`.
 """
 
 
@@ -39,9 +49,12 @@ def create_app(runtime: Runtime | None) -> FastAPI:
     app.state.runtime = runtime
     problems.install(app)
     docs.install(app)
+    pages.mount_static(app)
     for router in (
         health.router,
+        oauth.router,
         auth.router,
+        clients.router,
         persons.router,
         me.router,
         staff.router,

@@ -16,6 +16,7 @@ from onecard.core.keyring import Keyring
 from onecard.core.sealing import Sealer, load_master_key
 from onecard.core.settings import Settings
 from onecard.identity.bootstrap import offer_bootstrap_token
+from onecard.identity.oidc.provider import Provider
 from onecard.identity.passwords import PasswordHasher
 from onecard.identity.staff import admin_exists
 
@@ -27,6 +28,7 @@ class Runtime:
     sealer: Sealer
     keyring: Keyring
     hasher: PasswordHasher
+    provider: Provider
 
     def close(self) -> None:
         self.database.dispose()
@@ -38,13 +40,15 @@ def build_runtime(
     settings.check_production()
     create = create_master_key and settings.env != "production"
     sealer = Sealer(load_master_key(settings, create=create))
+    keyring = Keyring(sealer, retirement=timedelta(seconds=settings.key_retirement_seconds))
     return Runtime(
         settings=settings,
         database=database
         or Database(settings.effective_database_url, pool_size=settings.db_pool_size),
         sealer=sealer,
-        keyring=Keyring(sealer, retirement=timedelta(seconds=settings.key_retirement_seconds)),
+        keyring=keyring,
         hasher=PasswordHasher.from_settings(settings),
+        provider=Provider.from_settings(settings, sealer, keyring),
     )
 
 

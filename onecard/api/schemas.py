@@ -162,19 +162,6 @@ class RecoveryCodesOut(BaseModel):
     recovery_codes: list[str]
 
 
-class SignIn(Body):
-    login: str = Field(max_length=254, description="Identity number, phone or email.")
-    password: str = Field(max_length=256)
-    totp_code: str | None = Field(None, max_length=10)
-    recovery_code: str | None = Field(None, max_length=20)
-
-
-class TokenOut(BaseModel):
-    access_token: str
-    token_type: Literal["Bearer"] = "Bearer"
-    expires_in: int
-
-
 class Bootstrap(Body):
     name: str = Field(max_length=100)
     identity_number: str = Field(max_length=32)
@@ -295,3 +282,112 @@ class ChainReportOut(BaseModel):
     checkpoints: int
     broken_seq: int | None = None
     broken_reason: str | None = None
+
+
+# -- clients (relying parties) ------------------------------------------------------------
+
+
+class ClientIn(Body):
+    """A portal (code flow) or terminal (client credentials) registration."""
+
+    name: str = Field(max_length=200)
+    client_type: Literal["confidential", "public"] = "confidential"
+    auth_method: Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "none"] = (
+        "client_secret_basic"
+    )
+    redirect_uris: list[str] = Field(default_factory=list, max_length=20)
+    post_logout_redirect_uris: list[str] = Field(default_factory=list, max_length=20)
+    backchannel_logout_uri: str | None = Field(None, max_length=2000)
+    grant_types: list[Literal["authorization_code", "refresh_token", "client_credentials"]] = Field(
+        default_factory=lambda: ["authorization_code", "refresh_token"], max_length=3
+    )
+    scopes: list[str] = Field(default_factory=lambda: ["openid"], max_length=20)
+    jwks: dict | None = None
+    jwks_uri: str | None = Field(None, max_length=2000)
+    subject_type: Literal["public", "pairwise"] = "public"
+    sector_identifier: str | None = Field(None, max_length=255)
+    id_token_alg: Literal["RS256", "ES256"] = "RS256"
+    min_level: Literal[1, 2, 3] = 1
+    full_identity_number: bool = Field(
+        False, description="Allow this client the full identity number (identity scope)."
+    )
+
+
+class ClientUpdate(Body):
+    """Fields to change; absent fields keep their value."""
+
+    name: str | None = Field(None, max_length=200)
+    redirect_uris: list[str] | None = Field(None, max_length=20)
+    post_logout_redirect_uris: list[str] | None = Field(None, max_length=20)
+    backchannel_logout_uri: str | None = Field(None, max_length=2000)
+    grant_types: (
+        list[Literal["authorization_code", "refresh_token", "client_credentials"]] | None
+    ) = Field(None, max_length=3)
+    scopes: list[str] | None = Field(None, max_length=20)
+    jwks: dict | None = None
+    jwks_uri: str | None = Field(None, max_length=2000)
+    subject_type: Literal["public", "pairwise"] | None = None
+    sector_identifier: str | None = Field(None, max_length=255)
+    id_token_alg: Literal["RS256", "ES256"] | None = None
+    min_level: Literal[1, 2, 3] | None = None
+    full_identity_number: bool | None = None
+
+
+class ClientOut(BaseModel):
+    client_id: str
+    name: str
+    client_type: str
+    auth_method: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    backchannel_logout_uri: str | None
+    grant_types: list[str]
+    scopes: list[str]
+    jwks: dict | None
+    jwks_uri: str | None
+    subject_type: str
+    sector_identifier: str | None
+    id_token_alg: str
+    min_level: int
+    full_identity_number: bool
+    status: str
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+    @classmethod
+    def of(cls, client: object) -> Self:
+        return cls.model_validate(client, from_attributes=True)
+
+
+class ClientCreated(ClientOut):
+    client_secret: str | None = Field(
+        None, description="Shown once; only its hash is stored. None for key-based methods."
+    )
+
+
+class ClientSecretOut(BaseModel):
+    client_id: str
+    client_secret: str
+
+
+# -- sessions and consents ----------------------------------------------------------------
+
+
+class SessionOut(BaseModel):
+    sid: str
+    auth_time: AwareDatetime
+    level: int
+    amr: list[str]
+    user_agent: str | None
+    created_at: AwareDatetime
+    last_seen_at: AwareDatetime
+    expires_at: AwareDatetime
+
+
+class ConsentOut(BaseModel):
+    client_id: str
+    client_name: str
+    scopes: list[str]
+    claims: list[str]
+    granted_at: AwareDatetime
+    updated_at: AwareDatetime

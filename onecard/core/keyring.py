@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import jwt
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import JSON, Column, Index, text
 from sqlmodel import Field, Session, SQLModel, select
@@ -108,6 +109,7 @@ class Keyring:
         self._retirement = retirement
         self._signers: dict[str, Signer] = {}
         self._active: dict[tuple[str, str], tuple[float, str]] = {}
+        self._published: tuple[float, dict[str, jwt.PyJWK]] = (-_CACHE_SECONDS, {})
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -141,6 +143,7 @@ class Keyring:
             changes.append(self._changed(session, promoted, actor))
             changes.append(self._create(session, use_purpose, alg, KeyState.NEXT, actor))
         self._active.clear()
+        self._published = (-_CACHE_SECONDS, {})
         return changes
 
     def prune(self, session: Session, actor: Actor) -> list[KeyChange]:
@@ -157,6 +160,7 @@ class Keyring:
             session.add(key)
             self._signers.pop(key.kid, None)
             changes.append(self._changed(session, key, actor))
+        self._published = (-_CACHE_SECONDS, {})
         return changes
 
     # -- use ------------------------------------------------------------------------------
@@ -190,6 +194,20 @@ class Keyring:
             .order_by(SigningKey.created_at)
         )
         return {"keys": [key.published_jwk() for key in keys]}
+
+    def verification_key(self, session: Session, kid: str) -> jwt.PyJWK | None:
+        """The public key of a published ``token`` key, for verifying what we signed.
+
+        Only published keys count: a token signed by a removed key no longer verifies. The set
+        is re-read at most every few seconds, and at once for a kid not seen yet (a key
+        activated by another worker).
+        """
+        loaded_at, keys = self._published
+        stale = time.monotonic() - loaded_at > _CACHE_SECONDS
+        if stale or (kid not in keys and time.monotonic() - loaded_at > 0.5):
+            keys = {jwk["kid"]: jwt.PyJWK(jwk) for jwk in self.jwks(session)["keys"]}
+            self._published = (time.monotonic(), keys)
+        return keys.get(kid)
 
     def public_jwk(self, session: Session, kid: str) -> dict[str, Any]:
         """The public JWK of any key ever made, removed ones included (for old signatures)."""

@@ -57,8 +57,31 @@ class Settings(BaseSettings):
         ge=60,
         description="How long a retired signing key stays published; longer than any token.",
     )
-    login_max_failures: int = Field(5, ge=1, description="Failed sign-ins before a lockout.")
-    login_lockout_seconds: int = Field(900, ge=1, description="Length of a sign-in lockout.")
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed sign-ins per account (known or not) before a lockout."
+    )
+    login_lockout_seconds: int = Field(
+        900, ge=1, description="Throttling window and lockout length (it expires by itself)."
+    )
+    login_address_max_failures: int = Field(
+        30, ge=1, description="Failed sign-ins per client address within one window."
+    )
+    access_token_ttl_seconds: int = Field(
+        300, ge=30, le=3600, description="Lifetime of OAuth access tokens (RFC 9068 JWTs)."
+    )
+    id_token_ttl_seconds: int = Field(300, ge=30, le=3600, description="Lifetime of ID tokens.")
+    refresh_token_ttl_seconds: int = Field(
+        8 * 3600, ge=60, description="Lifetime of a refresh token (each use rotates it)."
+    )
+    session_ttl_seconds: int = Field(
+        8 * 3600, ge=60, description="Lifetime of a single sign-on session."
+    )
+    authorization_code_ttl_seconds: int = Field(
+        60, ge=10, le=600, description="Lifetime of an authorization code (single use)."
+    )
+    worker_in_process: bool = Field(
+        True, description="Run the background job loop inside each web worker."
+    )
     password_hash_time_cost: int = Field(2, ge=1, description="argon2id iterations (OWASP: 2).")
     password_hash_memory_kib: int = Field(
         19456, ge=8, description="argon2id memory in KiB (OWASP: 19 MiB)."

@@ -1,9 +1,10 @@
-"""Password sign-in (with TOTP or a recovery code when enrolled) for the interim API tokens.
+"""Checking a citizen's password and second factor, with throttling that always expires.
 
-Failures count per account; after ``login_max_failures`` the account is locked for
-``login_lockout_seconds`` and then unlocks by itself, so nobody can lock a citizen out for good.
-An unknown account costs the same password-hash time as a known one and gets the same answer
-as a wrong password.
+Failures count in fixed windows per login (whether or not an account has it, so an unknown
+account and a wrong password look the same, lockout included) and per client address; a
+bucket at its limit refuses attempts until its window ends, so nobody can lock a citizen out
+for good. argon2id runs outside any transaction so slow hashing never holds a database lock;
+an unknown account costs the same hash as a known one.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from onecard.core import clock
+from onecard.core import ratelimit
 from onecard.core.audit import Actor, record
 from onecard.core.db import Database
 from onecard.core.sealing import Sealer
 from onecard.core.settings import Settings
 from onecard.identity.actions import IdentityAction
 from onecard.identity.credentials import (
-    has_totp,
     password_hash_of,
     use_recovery_code,
     verify_totp,
@@ -29,148 +29,137 @@ from onecard.identity.credentials import (
 from onecard.identity.models import PasswordCredential, Person, SubjectStatus
 from onecard.identity.passwords import PasswordHasher
 from onecard.identity.persons import find_by_login
-from onecard.identity.tokens import issue_token
 
 
 @dataclass(frozen=True)
 class SignInResult:
     """The outcome; failures are returned (not raised) so their counters commit."""
 
-    token: str | None = None
     person_id: uuid.UUID | None = None
-    failure: str | None = None
+    failure: str | None = None  # invalid_credentials, throttled, account_not_active
     retry_after: int | None = None
 
 
 @dataclass(frozen=True)
-class SignInRequest:
-    login: str
-    password: str
-    totp_code: str | None = None
-    recovery_code: str | None = None
+class Throttle:
+    sealer: Sealer
+    settings: Settings
 
-    def __repr__(self) -> str:
-        return "SignInRequest(<hidden>)"
+    @property
+    def window(self) -> timedelta:
+        return timedelta(seconds=self.settings.login_lockout_seconds)
+
+    def keys(self, login: str, address: str | None) -> list[tuple[bytes, int]]:
+        keys = [
+            (
+                ratelimit.bucket_key(self.sealer, "login", login.strip().lower()),
+                self.settings.login_max_failures,
+            )
+        ]
+        if address:
+            keys.append(
+                (
+                    ratelimit.bucket_key(self.sealer, "address", address),
+                    self.settings.login_address_max_failures,
+                )
+            )
+        return keys
+
+    def blocked(self, session: Session, keys: list[tuple[bytes, int]]) -> int | None:
+        waits = [ratelimit.retry_after(session, key, limit=limit) for key, limit in keys]
+        return max((w for w in waits if w), default=None)
+
+    def fail(self, session: Session, keys: list[tuple[bytes, int]]) -> None:
+        for key, _ in keys:
+            ratelimit.count_failure(session, key, window=self.window)
 
 
-def sign_in(
+def check_password(
     database: Database,
     sealer: Sealer,
     hasher: PasswordHasher,
     settings: Settings,
-    request: SignInRequest,
+    *,
+    login: str,
+    password: str,
+    address: str | None,
 ) -> SignInResult:
-    """Check the password between two short transactions, then record the outcome.
-
-    argon2id runs outside any transaction so that slow hashing never holds a database lock;
-    the second transaction re-reads the lockout, so concurrent attempts cannot slip past it.
-    """
+    throttle = Throttle(sealer, settings)
+    keys = throttle.keys(login[:254], address)
     with database.session() as session:
-        person = find_by_login(session, sealer, request.login)
+        wait = throttle.blocked(session, keys)
+        if wait:
+            return SignInResult(failure="throttled", retry_after=wait)
+        person = find_by_login(session, sealer, login)
         stored_hash = password_hash_of(session, person.id) if person else None
-    if person is None or stored_hash is None:
-        hasher.burn(request.password)
-        if person is None:
-            return SignInResult(failure="invalid_credentials")
+    if stored_hash is None:
+        hasher.burn(password)
         password_ok = False
     else:
-        password_ok = hasher.verify(stored_hash, request.password)
-    rehashed = (
-        hasher.hash(request.password)
-        if password_ok and hasher.needs_rehash(stored_hash or "")
-        else None
-    )
+        password_ok = hasher.verify(stored_hash, password)
+    rehashed = hasher.hash(password) if password_ok and hasher.needs_rehash(stored_hash) else None
     with database.session() as session:
-        return _record_attempt(session, sealer, settings, person.id, request, password_ok, rehashed)
+        # Re-check under the write: attempts racing the limit cannot slip past it.
+        wait = throttle.blocked(session, keys)
+        if wait:
+            return SignInResult(failure="throttled", retry_after=wait)
+        if not password_ok or person is None:
+            throttle.fail(session, keys)
+            _record_failure(session, person.id if person else None, "invalid_credentials")
+            return SignInResult(failure="invalid_credentials")
+        current = session.get(Person, person.id)
+        if current is None or current.status != SubjectStatus.ACTIVE:
+            return SignInResult(failure="account_not_active")
+        if rehashed:
+            credential = session.get(PasswordCredential, person.id)
+            if credential is not None:
+                credential.hash = rehashed
+                session.add(credential)
+        ratelimit.clear(session, keys[0][0])
+        return SignInResult(person_id=person.id)
 
 
-def _record_attempt(
+def check_second_factor(
     session: Session,
     sealer: Sealer,
     settings: Settings,
     person_id: uuid.UUID,
-    request: SignInRequest,
-    password_ok: bool,
-    rehashed: str | None,
-) -> SignInResult:
-    person = session.get(Person, person_id)
-    credential = session.get(PasswordCredential, person_id, with_for_update=True)
-    if person is None or credential is None:
-        return SignInResult(failure="invalid_credentials")
-    now = clock.now()
-    if credential.locked_until and credential.locked_until > now:
-        wait = int((credential.locked_until - now).total_seconds()) + 1
-        return SignInResult(failure="account_locked", retry_after=wait)
-    if not password_ok:
-        return _failed(session, settings, person, credential)
-    second = _second_factor(session, sealer, person, request)
-    if second is not None:
-        return _failed(session, settings, person, credential, failure=second)
-    if person.status != SubjectStatus.ACTIVE:
-        return SignInResult(failure="account_not_active")
-    credential.failed_attempts, credential.locked_until = 0, None
-    if rehashed:
-        credential.hash = rehashed
-    session.add(credential)
-    amr = ["pwd"] + (["otp"] if request.totp_code or request.recovery_code else [])
-    token, _ = issue_token(
-        session,
-        kind="sign_in",
-        person_id=person.id,
-        ttl=timedelta(seconds=settings.api_token_ttl_seconds),
-        actor=Actor.person(person.id),
-    )
-    record(
-        session,
-        IdentityAction.SIGN_IN,
-        actor=Actor.person(person.id),
-        subject=("person", str(person.id)),
-        person_id=person.id,
-        data={"amr": amr},
-    )
-    return SignInResult(token=token, person_id=person.id)
-
-
-def _second_factor(
-    session: Session, sealer: Sealer, person: Person, request: SignInRequest
-) -> str | None:
-    if not has_totp(session, person.id):
-        return None
-    if request.totp_code:
-        return (
-            None if verify_totp(session, sealer, person.id, request.totp_code) else "totp_invalid"
-        )
-    if request.recovery_code:
-        ok = use_recovery_code(
-            session, sealer, person.id, request.recovery_code, actor=Actor.person(person.id)
-        )
-        return None if ok else "recovery_code_invalid"
-    return "totp_required"
-
-
-def _failed(
-    session: Session,
-    settings: Settings,
-    person: Person,
-    credential: PasswordCredential,
     *,
-    failure: str = "invalid_credentials",
+    totp_code: str | None,
+    recovery_code: str | None,
 ) -> SignInResult:
-    if failure == "totp_required":
-        return SignInResult(failure=failure)  # a prompt for the second step, not a failure
-    action = IdentityAction.SIGN_IN_FAILURE
-    credential.failed_attempts += 1
-    if credential.failed_attempts >= settings.login_max_failures:
-        credential.failed_attempts = 0
-        credential.locked_until = clock.now() + timedelta(seconds=settings.login_lockout_seconds)
-        action = IdentityAction.SIGN_IN_LOCKOUT
-    session.add(credential)
+    """A TOTP code (each accepted once) or a single-use recovery code; throttled per person."""
+    throttle = Throttle(sealer, settings)
+    keys = [
+        (ratelimit.bucket_key(sealer, "second-factor", str(person_id)), settings.login_max_failures)
+    ]
+    wait = throttle.blocked(session, keys)
+    if wait:
+        return SignInResult(failure="throttled", retry_after=wait)
+    if totp_code:
+        ok = verify_totp(session, sealer, person_id, totp_code.strip())
+        failure = "totp_invalid"
+    else:
+        ok = bool(recovery_code) and use_recovery_code(
+            session, sealer, person_id, (recovery_code or "").strip(), actor=Actor.person(person_id)
+        )
+        failure = "recovery_code_invalid"
+    if not ok:
+        throttle.fail(session, keys)
+        _record_failure(session, person_id, failure)
+        return SignInResult(failure=failure)
+    ratelimit.clear(session, keys[0][0])
+    return SignInResult(person_id=person_id)
+
+
+def _record_failure(session: Session, person_id: uuid.UUID | None, reason: str) -> None:
+    if person_id is None:
+        return  # nothing to tie it to: an unknown login
     record(
         session,
-        action,
+        IdentityAction.SIGN_IN_FAILURE,
         actor=Actor("person", None),
-        subject=("person", str(person.id)),
-        person_id=person.id,
-        data={"reason": failure},
+        subject=("person", str(person_id)),
+        person_id=person_id,
+        data={"reason": reason},
     )
-    return SignInResult(failure=failure)

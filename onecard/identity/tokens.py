@@ -87,10 +87,24 @@ def revoke_token(session: Session, row: ApiToken, *, actor: Actor) -> None:
 
 
 def revoke_person_tokens(session: Session, person_id: uuid.UUID) -> int:
-    """Revoke every live token of a person (suspension, closing); returns how many."""
-    result = session.exec(  # type: ignore[call-overload]
+    """Revoke every live grant (and so every token) and end every sign-on session of a person
+    (suspension, closing); returns how many grants were revoked."""
+    from onecard.identity.oidc.models import Grant, SsoSession
+
+    now = clock.now()
+    session.exec(  # type: ignore[call-overload]
         update(ApiToken)
         .where(ApiToken.person_id == person_id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=clock.now())
+        .values(revoked_at=now)
+    )
+    session.exec(  # type: ignore[call-overload]
+        update(SsoSession)
+        .where(SsoSession.person_id == person_id, SsoSession.ended_at.is_(None))
+        .values(ended_at=now, end_reason="account_status")
+    )
+    result = session.exec(  # type: ignore[call-overload]
+        update(Grant)
+        .where(Grant.person_id == person_id, Grant.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason="account_status")
     )
     return result.rowcount

@@ -72,22 +72,15 @@ def assert_security_headers_but_hsts(response) -> None:  # type: ignore[no-untyp
         ("get", "/v1/me", {}, 401, "token_missing"),
         ("get", "/v1/me", {"headers": {"Authorization": "Bearer oct_nope"}}, 401, "invalid_token"),
         ("delete", "/v1/persons/register", {}, 405, "method_not_allowed"),
-        ("post", "/v1/auth/sign-in", {"content": b"{not json"}, 422, "request_invalid"),
-        ("post", "/v1/auth/sign-in", {"json": {"login": "x"}}, 422, "request_invalid"),
-        ("post", "/v1/auth/sign-in", {"json": ["a", "list"]}, 422, "request_invalid"),
+        ("post", "/v1/persons/register", {"content": b"{not json"}, 422, "request_invalid"),
+        ("post", "/v1/persons/register", {"json": {"name": "x"}}, 422, "request_invalid"),
+        ("post", "/v1/persons/register", {"json": ["a", "list"]}, 422, "request_invalid"),
         (
             "post",
             "/v1/persons/register",
             {"json": {"name": "周九", "identity_number": "1" * 18, "password": "p" * 12}},
             422,
             "identity_number_check_character",
-        ),
-        (
-            "post",
-            "/v1/auth/sign-in",
-            {"json": {"login": "13900000000", "password": "wrong password"}},
-            401,
-            "invalid_credentials",
         ),
     ],
     ids=[
@@ -99,7 +92,6 @@ def assert_security_headers_but_hsts(response) -> None:  # type: ignore[no-untyp
         "missing-field",
         "wrong-shape",
         "domain-422",
-        "sign-in",
     ],
 )
 def test_every_error_is_a_problem_document_with_security_headers(
@@ -113,7 +105,7 @@ def test_every_error_is_a_problem_document_with_security_headers(
 
 
 def test_405_names_the_allowed_methods(client) -> None:
-    response = client.put("/v1/auth/sign-in", json={})
+    response = client.put("/v1/persons/register", json={})
 
     expect_problem(response, 405, "method_not_allowed")
     assert "POST" in response.headers["Allow"]
@@ -145,7 +137,8 @@ def test_malformed_path_parameter_is_422_not_404_or_500(client, staff) -> None:
 def test_validation_errors_name_the_field_without_its_value(client) -> None:
     number = identity_number()
     response = client.post(
-        "/v1/auth/sign-in", json={"login": number, "password": 12345678901, "extra": number}
+        "/v1/persons/register",
+        json={"name": "x", "identity_number": number, "password": 12345678901, "extra": number},
     )
 
     body = expect_problem(response, 422, "request_invalid")

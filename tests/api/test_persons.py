@@ -14,7 +14,7 @@ from onecard.core.audit import Actor, AuditEvent
 from onecard.core.clock import FrozenClock, use_clock
 from onecard.core.validators import identity_check_character
 from onecard.identity.models import PasswordCredential, Person
-from onecard.identity.tokens import issue_token
+from onecard.identity.oidc.first_party import mint_person_token
 from tests.factories import (
     bearer,
     count_rows,
@@ -28,6 +28,7 @@ from tests.factories import (
     staff_member,
     with_wrong_check_character,
 )
+from tests.oidc_flow import sign_in
 
 PASSWORD = "a long passphrase"
 
@@ -50,8 +51,10 @@ def registered_citizen(client) -> tuple[str, str, dict[str, str]]:  # type: igno
     number = identity_number()
     registered = register(client, identity_number=number)
     assert registered.status_code == 201, registered.text
-    signed_in = client.post("/v1/auth/sign-in", json={"login": number, "password": PASSWORD})
-    assert signed_in.status_code == 200, signed_in.text
+    client.cookies.clear()
+    _, signed_in = sign_in(client, client.app.state.runtime, number, PASSWORD)
+    assert signed_in is not None
+    assert signed_in.status_code == 200
     return registered.json()["id"], number, bearer(signed_in.json()["access_token"])
 
 
@@ -92,8 +95,10 @@ def test_self_registration_gives_level_1_and_stores_a_password(client, runtime) 
         credential = session.get(PasswordCredential, uuid.UUID(body["id"]))
         assert credential is not None
         assert PASSWORD not in credential.hash
-    signed_in = client.post("/v1/auth/sign-in", json={"login": number, "password": PASSWORD})
-    assert signed_in.status_code == 200, signed_in.text
+    client.cookies.clear()
+    _, signed_in = sign_in(client, runtime, number, PASSWORD)
+    assert signed_in is not None
+    assert signed_in.status_code == 200
 
 
 def test_registrar_registers_at_level_2_and_the_audit_event_names_the_document(
@@ -122,10 +127,10 @@ def test_registrar_registration_with_initial_password_lets_the_person_sign_in(
     )
     assert client.post("/v1/persons", json=body, headers=headers).status_code == 201
 
-    signed_in = client.post(
-        "/v1/auth/sign-in", json={"login": number, "password": "counter chosen words"}
-    )
-    assert signed_in.status_code == 200, signed_in.text
+    client.cookies.clear()
+    _, signed_in = sign_in(client, client.app.state.runtime, number, "counter chosen words")
+    assert signed_in is not None
+    assert signed_in.status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -414,15 +419,16 @@ def test_expired_token_is_401_invalid_token(client, runtime, citizen) -> None:
     person, _, _ = citizen()
     with use_clock(FrozenClock()) as frozen:
         with runtime.database.session() as session:
-            token, _ = issue_token(
+            token = mint_person_token(
                 session,
-                kind="sign_in",
-                person_id=person.id,
+                runtime.provider,
+                person,
+                scope="openid account",
                 ttl=timedelta(seconds=60),
                 actor=Actor.system(),
             )
         assert client.get("/v1/me", headers=bearer(token)).status_code == 200
-        frozen.advance(61)
+        frozen.advance(60 + 6)  # past exp and the 5 s leeway
 
         expect_problem(client.get("/v1/me", headers=bearer(token)), 401, "invalid_token")
 
@@ -454,9 +460,11 @@ def test_suspended_person_cannot_sign_in(client, staff, runtime) -> None:
         f"/v1/persons/{registered.json()['id']}/suspend", json={"reason": "x"}, headers=registrar
     )
 
-    response = client.post("/v1/auth/sign-in", json={"login": number, "password": PASSWORD})
+    client.cookies.clear()
+    result, token = sign_in(client, client.app.state.runtime, number, PASSWORD)
 
-    expect_problem(response, 401, "account_not_active")
+    assert token is None
+    assert result.page_error == "account_not_active"
 
 
 # -- lifecycle ----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.factories import identity_number
+from tests.oidc_flow import sign_in
 
 
 def test_readyz_reports_database_and_keys(client) -> None:
@@ -11,7 +12,7 @@ def test_readyz_reports_database_and_keys(client) -> None:
     assert response.json()["checks"] == {"database": "ok", "keys": "ok"}
 
 
-def test_self_registration_then_sign_in_then_me(client) -> None:
+def test_self_registration_then_sign_in_then_me(client, runtime) -> None:
     number = identity_number()
     registered = client.post(
         "/v1/persons/register",
@@ -23,10 +24,9 @@ def test_self_registration_then_sign_in_then_me(client) -> None:
     assert body["identity_number_masked"] == number[:4] + "*" * 10 + number[-4:]
     assert number not in registered.text
 
-    signed_in = client.post(
-        "/v1/auth/sign-in", json={"login": number, "password": "a long passphrase"}
-    )
-    assert signed_in.status_code == 200, signed_in.text
+    _, signed_in = sign_in(client, runtime, number, "a long passphrase")
+    assert signed_in is not None
+    assert signed_in.status_code == 200
     token = signed_in.json()["access_token"]
     me = client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200

@@ -3,7 +3,7 @@ enrolment, recovery codes, passwords and sign-in lockout."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pyotp
 import pytest
@@ -15,7 +15,7 @@ from onecard.core.errors import Conflict, InvalidInput, InvalidState, NotFound
 from onecard.identity import credentials
 from onecard.identity.actions import IdentityAction
 from onecard.identity.credentials import TOTP_STEP
-from onecard.identity.signin import SignInRequest, sign_in
+from onecard.identity.signin import check_password, check_second_factor
 from tests.factories import identity_number, person, phone
 
 SYSTEM = Actor.system()
@@ -305,7 +305,7 @@ def test_password_is_stored_as_an_argon2id_hash(db, sealer, runtime) -> None:
     assert not runtime.hasher.verify(stored, PASSWORD + "!")
 
 
-# -- sign-in and lockout ------------------------------------------------------------------
+# -- sign-in and throttling ---------------------------------------------------------------
 
 
 def citizen_with_password(db, sealer, runtime):  # type: ignore[no-untyped-def]
@@ -318,15 +318,21 @@ def citizen_with_password(db, sealer, runtime):  # type: ignore[no-untyped-def]
     return member, number
 
 
-def attempt(db, sealer, runtime, login: str, password: str, **factors):  # type: ignore[no-untyped-def]
-    return sign_in(
-        db, sealer, runtime.hasher, runtime.settings, SignInRequest(login, password, **factors)
+def attempt(db, sealer, runtime, login: str, password: str, address: str | None = None):  # type: ignore[no-untyped-def]
+    return check_password(
+        db,
+        sealer,
+        runtime.hasher,
+        runtime.settings,
+        login=login,
+        password=password,
+        address=address,
     )
 
 
-def fail(db, sealer, runtime, number: str, times: int) -> None:  # type: ignore[no-untyped-def]
+def fail(db, sealer, runtime, number: str, times: int, address: str | None = None) -> None:  # type: ignore[no-untyped-def]
     for _ in range(times):
-        result = attempt(db, sealer, runtime, number, "wrong password!")
+        result = attempt(db, sealer, runtime, number, "wrong password!", address)
         assert result.failure == "invalid_credentials"
 
 
@@ -336,21 +342,20 @@ def test_lockout_after_the_maximum_failures_expires_by_itself(db, sealer, runtim
     fail(db, sealer, runtime, number, runtime.settings.login_max_failures)
 
     locked = attempt(db, sealer, runtime, number, PASSWORD)
-    assert locked.failure == "account_locked"
-    assert locked.token is None
+    assert locked.failure == "throttled"
+    assert locked.person_id is None
     assert locked.retry_after == lockout + 1
 
     frozen.advance(lockout - 1)
-    assert attempt(db, sealer, runtime, number, PASSWORD).failure == "account_locked"
+    assert attempt(db, sealer, runtime, number, PASSWORD).failure == "throttled"
     frozen.advance(1)
     result = attempt(db, sealer, runtime, number, PASSWORD)
-    assert result.token is not None
     assert result.person_id == member.id
 
 
-def test_lockout_is_audited(db, sealer, runtime, frozen) -> None:
+def test_failures_are_audited(db, sealer, runtime, frozen) -> None:
     member, number = citizen_with_password(db, sealer, runtime)
-    fail(db, sealer, runtime, number, runtime.settings.login_max_failures)
+    fail(db, sealer, runtime, number, 2)
 
     with db.session() as session:
         actions = [
@@ -359,10 +364,33 @@ def test_lockout_is_audited(db, sealer, runtime, frozen) -> None:
                 select(AuditEvent).where(AuditEvent.person_id == member.id).order_by(AuditEvent.seq)
             )
         ]
-    failures = runtime.settings.login_max_failures
-    assert actions[-failures:] == [IdentityAction.SIGN_IN_FAILURE] * (failures - 1) + [
-        IdentityAction.SIGN_IN_LOCKOUT
-    ]
+    assert actions[-2:] == [IdentityAction.SIGN_IN_FAILURE] * 2
+
+
+def test_an_unknown_login_is_locked_out_like_a_known_one(db, sealer, runtime, frozen) -> None:
+    _, number = citizen_with_password(db, sealer, runtime)
+    unknown = identity_number()
+    fail(db, sealer, runtime, number, runtime.settings.login_max_failures)
+    fail(db, sealer, runtime, unknown, runtime.settings.login_max_failures)
+
+    known_locked = attempt(db, sealer, runtime, number, "wrong password!")
+    unknown_locked = attempt(db, sealer, runtime, unknown, "wrong password!")
+
+    assert known_locked == unknown_locked
+    assert known_locked.failure == "throttled"
+
+
+def test_one_address_is_throttled_across_many_logins(db, sealer, runtime, frozen) -> None:
+    limit = runtime.settings.login_address_max_failures
+    address = f"198.51.100.{len(str(frozen))}"
+    for _ in range(limit):
+        result = attempt(db, sealer, runtime, identity_number(), "guess", address)
+        assert result.failure == "invalid_credentials"
+
+    _, number = citizen_with_password(db, sealer, runtime)
+    blocked = attempt(db, sealer, runtime, number, PASSWORD, address)
+    assert blocked.failure == "throttled"
+    assert attempt(db, sealer, runtime, number, PASSWORD, "203.0.113.9").person_id is not None
 
 
 def test_after_a_lock_expires_one_more_failure_does_not_lock_again(
@@ -374,7 +402,7 @@ def test_after_a_lock_expires_one_more_failure_does_not_lock_again(
 
     fail(db, sealer, runtime, number, 1)
 
-    assert attempt(db, sealer, runtime, number, PASSWORD).token is not None
+    assert attempt(db, sealer, runtime, number, PASSWORD).person_id is not None
 
 
 def test_success_resets_the_failure_count(db, sealer, runtime, frozen) -> None:
@@ -382,14 +410,16 @@ def test_success_resets_the_failure_count(db, sealer, runtime, frozen) -> None:
     almost = runtime.settings.login_max_failures - 1
 
     fail(db, sealer, runtime, number, almost)
-    assert attempt(db, sealer, runtime, number, PASSWORD).token is not None
+    assert attempt(db, sealer, runtime, number, PASSWORD).person_id is not None
     fail(db, sealer, runtime, number, almost)
 
-    assert attempt(db, sealer, runtime, number, PASSWORD).token is not None
+    assert attempt(db, sealer, runtime, number, PASSWORD).person_id is not None
 
 
-def test_wrong_totp_codes_count_towards_the_lockout(db, sealer, runtime, frozen) -> None:
-    member, number = citizen_with_password(db, sealer, runtime)
+def test_wrong_totp_codes_are_throttled_and_a_replayed_code_refused(
+    db, sealer, runtime, frozen
+) -> None:
+    member, _ = citizen_with_password(db, sealer, runtime)
     with db.session() as session:
         enrolment = credentials.begin_totp_enrolment(
             session, sealer, member, actor=SYSTEM, label="x"
@@ -397,31 +427,19 @@ def test_wrong_totp_codes_count_towards_the_lockout(db, sealer, runtime, frozen)
         totp = pyotp.TOTP(enrolment.secret)
         credentials.confirm_totp(session, sealer, member, totp.generate_otp(STEP0), actor=SYSTEM)
     valid = totp.generate_otp(STEP0 + 1)
-    wrong = next(f"{n:06d}" for n in range(10**6) if f"{n:06d}" not in {valid})
+    wrong = next(f"{n:06d}" for n in range(10**6) if f"{n:06d}" != valid)
 
-    for _ in range(runtime.settings.login_max_failures):
-        assert attempt(db, sealer, runtime, number, PASSWORD, totp_code=wrong).failure == (
-            "totp_invalid"
-        )
+    def second(code: str):  # type: ignore[no-untyped-def]
+        with db.session() as session:
+            return check_second_factor(
+                session, sealer, runtime.settings, member.id, totp_code=code, recovery_code=None
+            )
 
-    locked = attempt(db, sealer, runtime, number, PASSWORD, totp_code=valid)
-    assert locked.failure == "account_locked"
-
-
-def test_missing_totp_code_is_a_prompt_not_a_failure(db, sealer, runtime, frozen) -> None:
-    member, number = citizen_with_password(db, sealer, runtime)
-    with db.session() as session:
-        enrolment = credentials.begin_totp_enrolment(
-            session, sealer, member, actor=SYSTEM, label="x"
-        )
-        totp = pyotp.TOTP(enrolment.secret)
-        credentials.confirm_totp(session, sealer, member, totp.generate_otp(STEP0), actor=SYSTEM)
-
-    for _ in range(runtime.settings.login_max_failures + 1):
-        assert attempt(db, sealer, runtime, number, PASSWORD).failure == "totp_required"
-
-    code = totp.generate_otp(STEP0 + 1)
-    assert attempt(db, sealer, runtime, number, PASSWORD, totp_code=code).token is not None
+    assert second(valid).person_id == member.id
+    assert second(valid).failure == "totp_invalid"  # the same code again: a replay
+    for _ in range(runtime.settings.login_max_failures - 1):
+        assert second(wrong).failure == "totp_invalid"
+    assert second(totp.generate_otp(STEP0 + 2)).failure == "throttled"
 
 
 def test_unknown_login_is_answered_like_a_wrong_password(db, sealer, runtime) -> None:
@@ -434,19 +452,3 @@ def test_unknown_login_is_answered_like_a_wrong_password(db, sealer, runtime) ->
     assert wrong == unknown == garbage
     assert wrong.failure == "invalid_credentials"
     assert wrong.person_id is None
-
-
-def test_sign_in_token_expires_after_its_lifetime(db, sealer, runtime, frozen) -> None:
-    from onecard.core.errors import Unauthenticated
-    from onecard.identity.tokens import authenticate
-
-    _, number = citizen_with_password(db, sealer, runtime)
-    token = attempt(db, sealer, runtime, number, PASSWORD).token
-    with db.session() as session:
-        authenticate(session, token)
-
-    frozen.advance(timedelta(seconds=runtime.settings.api_token_ttl_seconds))
-
-    with db.session() as session, pytest.raises(Unauthenticated) as refused:
-        authenticate(session, token)
-    assert refused.value.code == "invalid_token"
