@@ -54,7 +54,8 @@ def make_portal(runtime, **spec) -> Portal:  # type: ignore[no-untyped-def]
     values.update(spec)
     with runtime.database.session() as session:
         client, secret = create_client(session, ClientSpec(**values), actor=Actor.system())
-    return Portal(client.client_id, secret, values["redirect_uris"][0], values["scopes"])
+    redirect = values["redirect_uris"][0] if values["redirect_uris"] else ""
+    return Portal(client.client_id, secret, redirect, values["scopes"])
 
 
 def form_fields(html: str) -> dict[str, str]:

@@ -4,6 +4,16 @@ DESIGN.md §2: a job is inserted in the same transaction as the change that call
 it exists exactly when the change does. Workers lease due jobs (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL; SQLite has a single writer), run them outside any transaction and record the
 outcome; a crash mid-job leaves the lease to expire and the job to be retried.
+
+- A lease is ``leased_until`` on the row. Its value is also the fencing token: an outcome is
+  recorded only where ``leased_until`` still holds the value this worker set, so a worker
+  whose lease ran out (a handler slower than the lease) can never overwrite the job's state
+  once another worker holds it.
+- ``attempts`` counts failures and crashes: a job found with an expired lease is charged an
+  attempt when it is leased again, so a job that kills its worker fails after
+  ``max_attempts`` instead of looping forever.
+- Delivery is at least once. Under normal operation the lease makes it exactly once; a
+  handler that outlives its lease may run twice, so handlers must be safe to repeat.
 """
 
 from __future__ import annotations
@@ -101,6 +111,9 @@ class PermanentJobError(Exception):
 
 @dataclass(frozen=True)
 class RunReport:
+    """What one :func:`run_due` call did. Jobs handed back unrun, or whose lease another
+    worker took over, are in none of the counts."""
+
     done: int = 0
     retried: int = 0
     failed: int = 0
@@ -183,12 +196,19 @@ class _Lease:
     until: datetime  # also the fencing token: each new lease of a job sets a later time
 
 
-def run_due(context: JobContext, *, limit: int = 20, lease_seconds: float = 60) -> RunReport:
+def run_due(
+    context: JobContext,
+    *,
+    limit: int = 20,
+    lease_seconds: float = 60,
+    stop: threading.Event | None = None,
+) -> RunReport:
     """Lease up to ``limit`` due jobs, run each outside any transaction, record each outcome.
 
     Jobs run one after another; a handler must finish well within ``lease_seconds``. Jobs of
-    the batch whose turn comes after half the lease has gone are handed back unrun, so no job
-    ever starts on a lease that might run out under it.
+    the batch whose turn comes after half the lease has gone, or after ``stop`` was set, are
+    handed back unrun (no attempt charged), so no job starts on a lease that might run out
+    under it and a stopping worker waits for one job at most.
     """
     if limit < 1 or lease_seconds <= 0:
         raise ValueError("limit and lease_seconds must be positive")
@@ -196,7 +216,7 @@ def run_due(context: JobContext, *, limit: int = 20, lease_seconds: float = 60) 
     outcomes: Counter[_Outcome | None] = Counter({"failed": abandoned})
     deadline = time.monotonic() + lease_seconds / 2
     for position, lease in enumerate(leases):
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or (stop is not None and stop.is_set()):
             _release(context.database, leases[position:])
             break
         outcomes[_finish(context.database, lease, _run(context, lease))] += 1
@@ -338,7 +358,7 @@ def run_forever(
     failures = 0
     while not stop_event.is_set():
         try:
-            report = run_due(context, limit=limit, lease_seconds=lease_seconds)
+            report = run_due(context, limit=limit, lease_seconds=lease_seconds, stop=stop_event)
         except Exception:
             failures += 1
             log.exception("the job loop failed (%d in a row)", failures)
@@ -376,7 +396,8 @@ class Worker:
         return self
 
     def stop(self, timeout: float | None = 10.0) -> None:
-        """Ask the loop to stop and wait for it (a running job finishes first)."""
+        """Ask the loop to stop and wait for it: the running job finishes, the rest of its
+        batch is handed back for another worker."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)

@@ -305,6 +305,10 @@ def _next_step(
     interaction: Interaction,
 ) -> Decision:
     if interaction.pending_person is not None:
+        pending = session.get(Person, uuid.UUID(interaction.pending_person))
+        level = required_level(client, request)
+        if pending is not None and pending.assurance_level < level:
+            raise _level_too_low(level, pending)
         return Decision(Step.TOTP)
     if needs_fresh_login(provider, client, request, sso, interaction):
         reauth = sso is not None or "login" in request.prompt
@@ -314,10 +318,7 @@ def _next_step(
     assert person is not None
     level = required_level(client, request)
     if person.assurance_level < level:
-        raise errors.AccessDenied(
-            f"this portal needs assurance level {level}; the citizen's identity is at "
-            f"level {person.assurance_level}"
-        )
+        raise _level_too_low(level, person)
     if sso.level < level:
         return Decision(Step.TOTP, step_up=True)
     if "enterprise" in request.scopes and not interaction.enterprise_chosen:
@@ -328,6 +329,13 @@ def _next_step(
     if wants_consent or not (interaction.consented or covers(consent, request.scopes, claims)):
         return Decision(Step.CONSENT, claims=claims)
     return Decision(Step.ISSUE)
+
+
+def _level_too_low(level: int, person: Person) -> errors.AccessDenied:
+    return errors.AccessDenied(
+        f"this portal needs assurance level {level}; the citizen's identity is at "
+        f"level {person.assurance_level}"
+    )
 
 
 def session_level(person: Person, amr: list[str]) -> int:

@@ -181,7 +181,7 @@ def post_logout_token(
         raise BackchannelDeliveryError(
             f"the portal did not answer properly: {type(exc).__name__} {exc}"
         ) from None
-    if False:
+    if status not in _DELIVERED:
         raise BackchannelDeliveryError(f"the portal answered HTTP {status}")
     return status
 

@@ -25,7 +25,7 @@ from onecard.identity.oidc.models import Client, ClientAuthMethod, ClientStatus
 from onecard.identity.oidc.provider import Provider
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-_MAX_ASSERTION_LIFETIME = 600
+_MAX_ASSERTION_LIFETIME = 3600  # the jti is remembered until exp, so a replay is refused
 _DUMMY_HASH = secret_hash("no such client")
 
 
@@ -144,7 +144,7 @@ def _by_assertion(
         raise InvalidClient("client_assertion sub must be the client_id")
     expires = datetime.fromtimestamp(int(claims["exp"]), tz=UTC)
     if (expires - clock.now()).total_seconds() > _MAX_ASSERTION_LIFETIME:
-        raise InvalidClient("client_assertion lives too long (at most 10 minutes)")
+        raise InvalidClient("client_assertion lives too long (at most one hour)")
     jti = str(claims["jti"])
     if not once.consume(session, "client_assertion", f"{client.client_id}\x00{jti}", until=expires):
         raise InvalidClient("client_assertion was already used (jti replay)")
