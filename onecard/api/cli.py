@@ -214,6 +214,27 @@ def db_current() -> None:
 # -- keys ---------------------------------------------------------------------------------
 
 
+@app.command()
+def worker(
+    poll_seconds: Annotated[float, typer.Option(min=0.1, help="Idle polling interval.")] = 1.0,
+) -> None:
+    """Run the background job loop (back-channel logouts) until interrupted."""
+    import signal
+    import threading
+
+    from onecard.core.jobs import JobContext, run_forever
+    from onecard.identity.oidc import backchannel  # noqa: F401  (registers its handler)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with _runtime() as runtime:
+        console.print("onecard worker running (Ctrl-C to stop)")
+        try:
+            run_forever(JobContext.from_runtime(runtime), stop, poll_seconds=poll_seconds)
+        except KeyboardInterrupt:
+            stop.set()
+
+
 @keys_app.command("list")
 def keys_list() -> None:
     """List signing keys and their states (never the private keys)."""

@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
@@ -25,6 +27,7 @@ from onecard.api.routers import (
     staff,
 )
 from onecard.api.runtime import Runtime, build_runtime
+from onecard.core.jobs import JobContext, Worker
 from onecard.core.settings import get_settings
 
 DESCRIPTION = """onecard: the city's citizen one-card and identity trust service.
@@ -74,4 +77,20 @@ def app_from_environment() -> FastAPI:
     """Worker entry point: settings from the environment, schema and keys already prepared."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-    return create_app(build_runtime(settings))
+    runtime = build_runtime(settings)
+    app = create_app(runtime)
+    if settings.worker_in_process:
+        # Each web worker also runs the job loop (back-channel logouts); leases keep each job
+        # to one runner. `onecard worker` runs the loop alone where that is preferred.
+        worker = Worker(JobContext.from_runtime(runtime))
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            worker.start()
+            try:
+                yield
+            finally:
+                worker.stop()
+
+        app.router.lifespan_context = lifespan
+    return app

@@ -177,7 +177,7 @@ def post_logout_token(
         raise BackchannelDeliveryError(f"the portal is unreachable: {exc.reason}") from None
     except TimeoutError:
         raise BackchannelDeliveryError(f"the portal did not answer within {timeout:g} s") from None
-    except (OSError, HTTPException) as exc:  # timeouts while reading, broken answers
+    except (OSError, HTTPException) as exc:  # connection reset, a malformed answer
         raise BackchannelDeliveryError(
             f"the portal did not answer properly: {type(exc).__name__} {exc}"
         ) from None
