@@ -384,6 +384,10 @@ class SessionOut(BaseModel):
     expires_at: AwareDatetime
 
 
+class SessionsEnded(BaseModel):
+    ended: int
+
+
 class ConsentOut(BaseModel):
     client_id: str
     client_name: str

@@ -1,4 +1,5 @@
-"""The signed-in citizen's own record: details, credentials, enterprises, and who looked."""
+"""The signed-in citizen's own record: details, credentials, enterprises, sign-on sessions,
+consents given to portals, and who looked."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from onecard.api.deps import CurrentPrincipal, RuntimeDep
 from onecard.api.routers.persons import event_cursor, events_page
 from onecard.api.schemas import (
     AuditEventOut,
+    ConsentOut,
     ContactUpdate,
     EnterpriseOut,
     MeOut,
@@ -17,6 +19,7 @@ from onecard.api.schemas import (
     PageOut,
     PasswordChange,
     RecoveryCodesOut,
+    SessionOut,
     TotpCode,
     TotpEnrolmentOut,
 )
@@ -24,6 +27,8 @@ from onecard.core.audit import list_events
 from onecard.core.errors import InvalidInput
 from onecard.core.pagination import DEFAULT_LIMIT
 from onecard.identity import credentials, enterprises, persons
+from onecard.identity.oidc import clients, consent
+from onecard.identity.oidc import sessions as sso_sessions
 from onecard.identity.staff import current_roles
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
@@ -154,3 +159,53 @@ def my_enterprises(principal: CurrentPrincipal, runtime: RuntimeDep) -> list[MyE
             )
             for e in enterprises.enterprises_of(session, person_id)
         ]
+
+
+# -- sign-on sessions and consents --------------------------------------------------------
+
+
+@router.get("/sessions", response_model=list[SessionOut], summary="My live sign-on sessions")
+def my_sessions(principal: CurrentPrincipal, runtime: RuntimeDep) -> list[SessionOut]:
+    with runtime.database.session() as session:
+        rows = sso_sessions.sessions_of(session, principal.require_person())
+        return [SessionOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.delete(
+    "/sessions/{sid}",
+    status_code=204,
+    summary="End one of my sessions (portals in it are told by back-channel logout)",
+)
+def end_my_session(sid: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> None:
+    with runtime.database.session() as session:
+        sso_sessions.end_person_session(
+            session, runtime.provider, principal.require_person(), sid[:64], actor=principal.actor
+        )
+
+
+@router.get("/consents", response_model=list[ConsentOut], summary="What I agreed to share")
+def my_consents(principal: CurrentPrincipal, runtime: RuntimeDep) -> list[ConsentOut]:
+    with runtime.database.session() as session:
+        rows = consent.consents_of(session, principal.require_person())
+        return [
+            ConsentOut(
+                client_id=client.client_id,
+                client_name=client.name,
+                scopes=row.scopes,
+                claims=row.claims,
+                granted_at=row.granted_at,
+                updated_at=row.updated_at,
+            )
+            for row, client in rows
+        ]
+
+
+@router.delete(
+    "/consents/{client_id}",
+    status_code=204,
+    summary="Withdraw my consent for a portal (its refresh tokens stop working at once)",
+)
+def withdraw_my_consent(client_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> None:
+    with runtime.database.session() as session:
+        client = clients.get_client(session, client_id[:64])
+        consent.withdraw_consent(session, principal.require_person(), client, actor=principal.actor)

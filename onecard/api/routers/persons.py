@@ -19,6 +19,8 @@ from onecard.api.schemas import (
     PersonSearch,
     PersonUpdate,
     SelfRegistration,
+    SessionOut,
+    SessionsEnded,
     StatusReason,
 )
 from onecard.core.audit import Actor, AuditEvent, list_events
@@ -28,6 +30,7 @@ from onecard.identity import persons
 from onecard.identity.credentials import hash_new_password, store_password
 from onecard.identity.lifecycle import StatusChange
 from onecard.identity.models import AssuranceLevel, RegisteredBy, SubjectStatus
+from onecard.identity.oidc import sessions as sso_sessions
 
 router = APIRouter(prefix="/v1/persons", tags=["persons"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
@@ -221,12 +224,14 @@ def _status_route(change: StatusChange, summary: str) -> None:
         person_id: uuid.UUID, body: StatusReason, principal: Registrar, runtime: RuntimeDep
     ) -> PersonOut:
         with runtime.database.session() as session:
+            person = persons.get_person(session, person_id)
+            if change != StatusChange.REINSTATE:
+                # End sessions first, while portals can still be told (back-channel logout).
+                sso_sessions.end_all_sessions(
+                    session, runtime.provider, person.id, reason=verb, actor=principal.actor
+                )
             person = persons.change_status(
-                session,
-                persons.get_person(session, person_id),
-                change,
-                actor=principal.actor,
-                reason=body.reason,
+                session, person, change, actor=principal.actor, reason=body.reason
             )
             return PersonOut.of(person)
 
@@ -234,6 +239,37 @@ def _status_route(change: StatusChange, summary: str) -> None:
 _status_route(StatusChange.SUSPEND, "Suspend a person (revokes their tokens)")
 _status_route(StatusChange.REINSTATE, "Reinstate a suspended person")
 _status_route(StatusChange.CLOSE, "Close a person's record (final)")
+
+
+@router.get(
+    "/{person_id}/sessions",
+    response_model=list[SessionOut],
+    summary="A person's live sign-on sessions (staff; audited)",
+)
+def person_sessions(
+    person_id: uuid.UUID, principal: PersonReader, runtime: RuntimeDep
+) -> list[SessionOut]:
+    with runtime.database.session() as session:
+        person = persons.get_person(session, person_id)
+        persons.record_staff_view(session, [person], actor=principal.actor, why="sessions")
+        rows = sso_sessions.sessions_of(session, person.id)
+        return [SessionOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.post(
+    "/{person_id}/sessions/end",
+    response_model=SessionsEnded,
+    summary="End every sign-on session of a person (portals are told by back-channel logout)",
+)
+def end_person_sessions(
+    person_id: uuid.UUID, principal: Registrar, runtime: RuntimeDep
+) -> SessionsEnded:
+    with runtime.database.session() as session:
+        person = persons.get_person(session, person_id)
+        ended = sso_sessions.end_all_sessions(
+            session, runtime.provider, person.id, reason="ended_by_staff", actor=principal.actor
+        )
+        return SessionsEnded(ended=ended)
 
 
 @router.get(
