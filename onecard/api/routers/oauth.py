@@ -550,17 +550,23 @@ def _client_credentials(request: Request, form: Mapping[str, str]) -> ClientCred
     )
 
 
-async def _back_channel(
-    request: Request, work: Callable[[dict[str, str], ClientCredentials], Response]
-) -> Response:
+async def _parsed(request: Request) -> tuple[dict[str, str], ClientCredentials] | Response:
     try:
         form = await _form(request)
-        credentials = _client_credentials(request, form)
+        return form, _client_credentials(request, form)
     except BasicAuthFailed as exc:
         return oauth_error_response(exc, basic_challenge=True)
     except OAuthError as exc:
         return oauth_error_response(exc)
-    return await run_in_threadpool(work, form, credentials)
+
+
+async def _back_channel(
+    request: Request, work: Callable[[dict[str, str], ClientCredentials], Response]
+) -> Response:
+    parsed = await _parsed(request)
+    if isinstance(parsed, Response):
+        return parsed
+    return await run_in_threadpool(work, *parsed)
 
 
 def _run_committing(runtime: Runtime, fn: Callable[[Session], Response]) -> Response:
@@ -587,14 +593,43 @@ def _run_committing(runtime: Runtime, fn: Callable[[Session], Response]) -> Resp
     TOKEN_PATH, summary="Token endpoint (authorization_code, refresh_token, client_credentials)"
 )
 async def token(request: Request, runtime: RuntimeDep) -> Response:
+    def issue(session: Session, form: dict[str, str], credentials: ClientCredentials) -> Response:
+        response = token_request(session, runtime.provider, credentials, form)
+        return JSONResponse(response.to_json(), headers=_NO_STORE)
+
     def work(form: dict[str, str], credentials: ClientCredentials) -> Response:
-        def issue(session: Session) -> Response:
-            response = token_request(session, runtime.provider, credentials, form)
-            return JSONResponse(response.to_json(), headers=_NO_STORE)
+        return _run_committing(runtime, lambda session: issue(session, form, credentials))
 
-        return _run_committing(runtime, issue)
+    async def fast_or_threadpool(form: dict[str, str], credentials: ClientCredentials) -> Response:
+        # client_credentials with a secret needs no database once the client and the signing
+        # key are in the process caches: answer on the event loop, without a thread hop.
+        # Anything that would touch the database falls back to the thread pool.
+        if form.get("grant_type") == "client_credentials" and credentials.assertion is None:
+            try:
+                return issue(_NoDatabase(), form, credentials)  # type: ignore[arg-type]
+            except _DatabaseNeeded:
+                pass
+            except BasicAuthFailed as exc:
+                return oauth_error_response(exc, basic_challenge=True)
+            except OAuthError as exc:
+                return oauth_error_response(exc)
+        return await run_in_threadpool(work, form, credentials)
 
-    return await _back_channel(request, work)
+    parsed = await _parsed(request)
+    if isinstance(parsed, Response):
+        return parsed
+    return await fast_or_threadpool(*parsed)
+
+
+class _DatabaseNeeded(Exception):
+    pass
+
+
+class _NoDatabase:
+    """Stands in for a session where no I/O may happen: any use asks for the slow path."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise _DatabaseNeeded(name)
 
 
 def _authenticated(
