@@ -46,9 +46,6 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python logging level.")
     db_pool_size: int = Field(10, ge=1, description="Connections per worker (PostgreSQL).")
-    api_token_ttl_seconds: int = Field(
-        900, ge=60, description="Lifetime of an interim API token issued at sign-in."
-    )
     admin_token_max_ttl_seconds: int = Field(
         8 * 3600, ge=60, description="Longest lifetime the CLI may give an administrator token."
     )

@@ -55,12 +55,11 @@ def hash_new_password(
 
 
 def store_password(session: Session, person: Person, password_hash: str, *, actor: Actor) -> None:
-    """Save a hash from :func:`hash_new_password`; clears failed attempts and any lockout."""
+    """Save a hash from :func:`hash_new_password`."""
     credential = session.get(PasswordCredential, person.id)
     if credential is None:
         credential = PasswordCredential(person_id=person.id, hash=password_hash)
     credential.hash = password_hash
-    credential.failed_attempts, credential.locked_until = 0, None
     credential.changed_at = clock.now()
     session.add(credential)
     record(

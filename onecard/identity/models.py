@@ -171,8 +171,6 @@ class PasswordCredential(SQLModel, table=True):
 
     person_id: uuid.UUID = Field(foreign_key="person.id", primary_key=True)
     hash: str = Field(max_length=255, repr=False)
-    failed_attempts: int = 0
-    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     changed_at: datetime = _now_column()
 
 

@@ -1,9 +1,9 @@
-"""Interim API bearer tokens, until the OpenID Connect provider (#3) issues access tokens.
+"""The one-time ``oct_`` bootstrap token printed on the first start to create the first
+administrator (everything else uses the OpenID Connect provider's access tokens).
 
-Three kinds: ``admin`` tokens made by the CLI for a staff member, ``sign_in`` tokens a citizen
-gets by password (and TOTP when enrolled), and the one-time ``bootstrap`` token printed on the
-first start to create the first administrator. Tokens are 256-bit random strings; only their
-SHA-256 is stored (a high-entropy token needs no slow hash), so a database dump yields none.
+Tokens are 256-bit random strings; only their SHA-256 is stored (a high-entropy token needs no
+slow hash), so a database dump yields none. The ``admin`` and ``sign_in`` kinds of the interim
+API of #2 are no longer issued.
 """
 
 from __future__ import annotations
