@@ -130,6 +130,16 @@ def _set_cookie(runtime: Runtime, response: Response, name: str, value: str, **e
     )
 
 
+def _allow_form_redirect(response: Response, uri: str | None) -> None:
+    """Browsers apply CSP form-action to the redirect that answers a form post: the portal's
+    origin must be allowed, or the final redirect back to it would be blocked. Only call this
+    with a URI already checked against the client's registration."""
+    target = urlsplit(uri or "")
+    if target.scheme in ("http", "https") and target.netloc:
+        origin = f"{target.scheme}://{target.netloc}"
+        response.headers["Content-Security-Policy"] = f"{BASE_CSP} {origin}"
+
+
 def _locale(request: Request, interaction: Interaction | None = None) -> str:
     ui_locales = interaction.params.get("ui_locales") if interaction else None
     ui_locales = ui_locales or request.query_params.get("ui_locales")
@@ -203,12 +213,7 @@ class _Flow:
             txn=seal_interaction(self.runtime.sealer, interaction, self.csrf_cookie),
             **context,
         )
-        # Browsers apply form-action to the redirect that answers a form post: the portal's
-        # origin must be allowed, or the final redirect with the code would be blocked.
-        target = urlsplit(interaction.params.get("redirect_uri", ""))
-        if target.scheme in ("http", "https") and target.netloc:
-            origin = f"{target.scheme}://{target.netloc}"
-            response.headers["Content-Security-Policy"] = f"{BASE_CSP} {origin}"
+        _allow_form_redirect(response, interaction.params.get("redirect_uri"))
         return self.finish(response)
 
     def redirect(self, location: str) -> Response:
@@ -784,6 +789,7 @@ def _logout(runtime: Runtime, request: Request, params: Mapping[str, str]) -> Re
         client_name=logout.client.name if logout.client else None,
         hidden=hidden,
     )
+    _allow_form_redirect(response, logout.post_logout_redirect_uri)
     if request.cookies.get(CSRF_COOKIE) != csrf_cookie:
         _set_cookie(runtime, response, CSRF_COOKIE, csrf_cookie)
     return response
