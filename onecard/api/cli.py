@@ -38,6 +38,7 @@ from onecard.identity.importer import count_rows, import_persons
 from onecard.identity.lifecycle import StatusChange
 from onecard.identity.models import AssuranceLevel, Person, RegisteredBy, StaffRoleName
 from onecard.identity.oidc.first_party import mint_person_token
+from onecard.identity.oidc.sessions import change_person_status
 
 console = Console()
 err = Console(stderr=True)
@@ -485,8 +486,13 @@ def _person_status_command(change: StatusChange, help_text: str) -> None:
     @person_app.command(verb, help=help_text)
     def command(person: str, reason: Annotated[str, typer.Option()]) -> None:
         with _session() as (runtime, session):
-            changed = persons.change_status(
-                session, _person(session, runtime, person), change, actor=_actor(), reason=reason
+            changed = change_person_status(
+                session,
+                runtime.provider,
+                _person(session, runtime, person),
+                change,
+                actor=_actor(),
+                reason=reason,
             )
             _show(_person_view(changed))
 
@@ -780,3 +786,14 @@ def client_disable(client_id: str) -> None:
     with _session() as (_, session):
         set_status(session, get_client(session, client_id), ClientStatus.DISABLED, actor=_actor())
     console.print(f"disabled {client_id}")
+
+
+@client_app.command("enable")
+def client_enable(client_id: str) -> None:
+    """Enable a disabled client again."""
+    from onecard.identity.oidc.clients import get_client, set_status
+    from onecard.identity.oidc.models import ClientStatus
+
+    with _session() as (_, session):
+        set_status(session, get_client(session, client_id), ClientStatus.ACTIVE, actor=_actor())
+    console.print(f"enabled {client_id}")

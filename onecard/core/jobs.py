@@ -343,6 +343,31 @@ def sweep_finished(session: Session, older_than: timedelta) -> int:
 
 _MAX_ERROR_PAUSE_SECONDS = 30.0
 
+# Housekeeping the loop runs every so often: forgetting expired rate buckets, used values,
+# codes and finished jobs. Each task is an idempotent delete, so two workers running it at
+# once do no harm; a failure is logged and tried again next time.
+Housekeeping = Callable[[Session], int]
+_housekeeping: dict[str, tuple[float, Housekeeping]] = {}
+
+
+def register_housekeeping(name: str, every_seconds: float, task: Housekeeping) -> None:
+    _housekeeping[name] = (every_seconds, task)
+
+
+def run_housekeeping(context: JobContext, last_run: dict[str, float]) -> None:
+    now = time.monotonic()
+    for name, (every, task) in list(_housekeeping.items()):
+        if now - last_run.get(name, -every) < every:
+            continue
+        last_run[name] = now
+        try:
+            with context.database.session() as session:
+                removed = task(session)
+            if removed:
+                log.info("housekeeping %s removed %d rows", name, removed)
+        except Exception:
+            log.exception("housekeeping %s failed", name)
+
 
 def run_forever(
     context: JobContext,
@@ -356,7 +381,9 @@ def run_forever(
     ``poll_seconds``. Errors (the database going away) are logged and waited out, never fatal.
     """
     failures = 0
+    housekeeping_runs: dict[str, float] = {}
     while not stop_event.is_set():
+        run_housekeeping(context, housekeeping_runs)
         try:
             report = run_due(context, limit=limit, lease_seconds=lease_seconds, stop=stop_event)
         except Exception:
@@ -416,3 +443,8 @@ class Worker:
 def _check_kind(kind: str) -> None:
     if not kind or len(kind) > 64:
         raise ValueError("a job kind is 1 to 64 characters")
+
+
+register_housekeeping(
+    "finished_jobs", 3600, lambda session: sweep_finished(session, timedelta(days=7))
+)

@@ -26,8 +26,17 @@ class UsedValue(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
 
 
+# Set on a session that consumed a value: the caller must commit it even if the request then
+# fails, or a value presented with a failing request could be presented again.
+COMMIT_ON_ERROR = "onecard.once.commit_on_error"
+
+
 def consume(session: Session, namespace: str, value: str, *, until: datetime) -> bool:
-    """Record ``value`` as used; False when it was already used (and has not expired)."""
+    """Record ``value`` as used; False when it was already used (and has not expired).
+
+    A value is spent once presented, whatever happens next: the session is flagged
+    :data:`COMMIT_ON_ERROR` for the caller's error handling."""
+    session.info[COMMIT_ON_ERROR] = True
     digest = hashlib.sha256(value.encode()).digest()
     existing = session.get(UsedValue, (namespace, digest))
     if existing is not None:

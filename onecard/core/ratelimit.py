@@ -73,3 +73,12 @@ def clear(session: Session, key: bytes) -> None:
 def sweep(session: Session) -> int:
     result = session.exec(delete(RateBucket).where(RateBucket.expires_at <= clock.now()))  # type: ignore[call-overload]
     return result.rowcount
+
+
+def _register() -> None:
+    from onecard.core.jobs import register_housekeeping
+
+    register_housekeeping("rate_buckets", 600, sweep)
+
+
+_register()

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @property
+    def issuer(self) -> str:
+        """The OpenID Connect issuer: the public URL, or the embedded default's address
+        (``onecard serve`` on its default port) when none is configured."""
+        return self.public_url or "http://127.0.0.1:8000"
+
+    @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'onecard.db'}"
 

@@ -196,7 +196,7 @@ def test_userinfo_by_get_and_post_with_scoped_claims(client, portal, account) ->
     assert got == posted
     assert got["sub"] == sub
     assert got["name"] == member.name
-    assert got["phone_number"] == member.phone
+    assert got["phone_number"] == "+86" + member.phone  # E.164
     assert got["email"] == member.email
     assert "identity_number_masked" not in got
 

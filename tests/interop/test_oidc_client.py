@@ -155,7 +155,7 @@ def test_code_flow_with_pkce_refresh_userinfo_introspection_revocation_and_logou
 
     info = oauth.get(meta["userinfo_endpoint"]).json()
     assert info["sub"] == claims["sub"]
-    assert info["phone_number"] == citizen_login
+    assert info["phone_number"] == "+86" + citizen_login  # E.164
 
     refreshed = oauth.refresh_token(meta["token_endpoint"])
     assert refreshed["refresh_token"] != token["refresh_token"]

@@ -19,6 +19,7 @@ from onecard.api.schemas import (
     ClientUpdate,
     PageOut,
 )
+from onecard.core.errors import InvalidInput
 from onecard.identity.oidc import clients
 from onecard.identity.oidc.models import ClientStatus
 
@@ -91,6 +92,14 @@ def enable_client(client_id: str, principal: Admin, runtime: RuntimeDep) -> Clie
         )
 
 
+_NULLABLE = {"backchannel_logout_uri", "jwks", "jwks_uri", "sector_identifier"}
+
+
 def _typed(changes: dict) -> dict:
-    """Tuples where the spec holds tuples (lists from JSON)."""
+    """Tuples where the spec holds tuples (lists from JSON); null only where it means 'none'."""
+    nulled = sorted(k for k, v in changes.items() if v is None and k not in _NULLABLE)
+    if nulled:
+        raise InvalidInput(
+            f"these fields cannot be null: {', '.join(nulled)}", code="null_not_allowed"
+        )
     return {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}

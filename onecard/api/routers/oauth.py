@@ -31,13 +31,13 @@ from onecard.api.middleware import BASE_CSP
 from onecard.api.pages import negotiate_locale, render
 from onecard.api.runtime import Runtime
 from onecard.core.audit import Actor
+from onecard.core.once import COMMIT_ON_ERROR
 from onecard.identity.credentials import has_totp as second_factor_enrolled
 from onecard.identity.enterprises import roles_of
 from onecard.identity.models import Person
 from onecard.identity.oidc import authorize as authz
 from onecard.identity.oidc.claims import consent_attributes
 from onecard.identity.oidc.client_auth import (
-    BasicAuthFailed,
     ClientCredentials,
     authenticate_client,
 )
@@ -51,7 +51,7 @@ from onecard.identity.oidc.discovery import (
     USERINFO_PATH,
     provider_metadata,
 )
-from onecard.identity.oidc.errors import InvalidRedirect, InvalidRequest, OAuthError
+from onecard.identity.oidc.errors import InvalidClient, InvalidRedirect, InvalidRequest, OAuthError
 from onecard.identity.oidc.interaction import (
     Interaction,
     InteractionExpired,
@@ -89,15 +89,14 @@ def openid_configuration(runtime: RuntimeDep) -> JSONResponse:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def oauth_error_response(error: OAuthError, *, basic_challenge: bool = False) -> JSONResponse:
+def oauth_error_response(error: OAuthError) -> JSONResponse:
     body = {"error": error.error}
     if error.description:
         body["error_description"] = error.description
     headers = dict(_NO_STORE)
     if error.status_code == 401:
-        headers["WWW-Authenticate"] = (
-            'Basic realm="onecard"' if basic_challenge else 'Bearer realm="onecard"'
-        )
+        # invalid_client is the only 401 here; Basic is one of the methods a client may use.
+        headers["WWW-Authenticate"] = 'Basic realm="onecard"'
     return JSONResponse(body, status_code=error.status_code, headers=headers)
 
 
@@ -252,7 +251,8 @@ class _Flow:
             return self.page(
                 "totp.html",
                 interaction,
-                step_up=decision.step_up,
+                # Without an authenticator the page can only explain the level asked for.
+                step_up=decision.step_up or not enrolled,
                 totp_enrolled=enrolled,
                 **common,
             )
@@ -543,7 +543,7 @@ def _client_credentials(request: Request, form: Mapping[str, str]) -> ClientCred
             decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
             client_id, secret = decoded.split(":", 1)
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise BasicAuthFailed("malformed Basic credentials") from None
+            raise InvalidClient("malformed Basic credentials") from None
         # RFC 6749 §2.3.1: both parts are form-urlencoded before Base64.
         basic = (unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " ")))
     return ClientCredentials(
@@ -559,8 +559,6 @@ async def _parsed(request: Request) -> tuple[dict[str, str], ClientCredentials] 
     try:
         form = await _form(request)
         return form, _client_credentials(request, form)
-    except BasicAuthFailed as exc:
-        return oauth_error_response(exc, basic_challenge=True)
     except OAuthError as exc:
         return oauth_error_response(exc)
 
@@ -576,18 +574,18 @@ async def _back_channel(
 
 def _run_committing(runtime: Runtime, fn: Callable[[Session], Response]) -> Response:
     """Run ``fn`` in a transaction; an error flagged ``commit`` (reuse detected, family
-    revoked) is answered after its revocation has committed."""
+    revoked), or raised after a one-time value was spent, is answered after the transaction
+    has committed."""
     failure: OAuthError | None = None
     try:
         with runtime.database.session() as session:
             try:
                 return fn(session)
             except OAuthError as exc:
-                if not getattr(exc, "commit", False):
+                committing = getattr(exc, "commit", False) or session.info.get(COMMIT_ON_ERROR)
+                if not committing:
                     raise
                 failure = exc
-    except BasicAuthFailed as exc:
-        return oauth_error_response(exc, basic_challenge=True)
     except OAuthError as exc:
         return oauth_error_response(exc)
     assert failure is not None
@@ -614,8 +612,6 @@ async def token(request: Request, runtime: RuntimeDep) -> Response:
                 return issue(_NoDatabase(), form, credentials)  # type: ignore[arg-type]
             except _DatabaseNeeded:
                 pass
-            except BasicAuthFailed as exc:
-                return oauth_error_response(exc, basic_challenge=True)
             except OAuthError as exc:
                 return oauth_error_response(exc)
         return await run_in_threadpool(work, form, credentials)
@@ -650,6 +646,8 @@ async def introspection(request: Request, runtime: RuntimeDep) -> Response:
     def work(form: dict[str, str], credentials: ClientCredentials) -> Response:
         def run(session: Session) -> Response:
             client = _authenticated(runtime, session, credentials, INTROSPECTION_PATH)
+            if client.auth_method == "none":
+                raise InvalidClient("introspection needs an authenticated (confidential) client")
             body = introspect(
                 session,
                 runtime.provider,

@@ -224,14 +224,13 @@ def _status_route(change: StatusChange, summary: str) -> None:
         person_id: uuid.UUID, body: StatusReason, principal: Registrar, runtime: RuntimeDep
     ) -> PersonOut:
         with runtime.database.session() as session:
-            person = persons.get_person(session, person_id)
-            if change != StatusChange.REINSTATE:
-                # End sessions first, while portals can still be told (back-channel logout).
-                sso_sessions.end_all_sessions(
-                    session, runtime.provider, person.id, reason=verb, actor=principal.actor
-                )
-            person = persons.change_status(
-                session, person, change, actor=principal.actor, reason=body.reason
+            person = sso_sessions.change_person_status(
+                session,
+                runtime.provider,
+                persons.get_person(session, person_id),
+                change,
+                actor=principal.actor,
+                reason=body.reason,
             )
             return PersonOut.of(person)
 

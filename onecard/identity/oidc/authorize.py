@@ -332,10 +332,8 @@ def _next_step(
 
 
 def _level_too_low(level: int, person: Person) -> errors.AccessDenied:
-    return errors.AccessDenied(
-        f"this portal needs assurance level {level}; the citizen's identity is at "
-        f"level {person.assurance_level}"
-    )
+    # The portal learns the level it needs was not met, not the citizen's actual level.
+    return errors.AccessDenied(f"the citizen's identity does not reach assurance level {level}")
 
 
 def session_level(person: Person, amr: list[str]) -> int:

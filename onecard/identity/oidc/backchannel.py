@@ -107,9 +107,7 @@ def deliver_backchannel_logout(context: JobContext, payload: dict[str, Any]) -> 
     raises :class:`BackchannelDeliveryError` so the job is retried.
     """
     client_row_id, sub, sid = _parse_payload(payload)
-    issuer = context.settings.public_url
-    if not issuer:
-        raise BackchannelDeliveryError("ONECARD_PUBLIC_URL is not set: no issuer to sign as")
+    issuer = context.settings.issuer
     with context.database.session() as session:
         client = session.get(Client, client_row_id)
         if client is None or client.status != ClientStatus.ACTIVE:

@@ -172,7 +172,9 @@ def claim_values(
     if "name" in wanted:
         values["name"] = person.name
     if "phone_number" in wanted and person.phone:
-        values["phone_number"] = person.phone
+        # OIDC Core §5.1 recommends E.164; mainland numbers are stored without +86.
+        phone = person.phone
+        values["phone_number"] = phone if phone.startswith("+") else "+86" + phone
         values["phone_number_verified"] = False
     if "email" in wanted and person.email:
         values["email"] = person.email

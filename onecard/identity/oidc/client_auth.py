@@ -29,10 +29,6 @@ _MAX_ASSERTION_LIFETIME = 3600  # the jti is remembered until exp, so a replay i
 _DUMMY_HASH = secret_hash("no such client")
 
 
-class BasicAuthFailed(InvalidClient):
-    """invalid_client for a client that tried HTTP Basic: answered with a Basic challenge."""
-
-
 @dataclass(frozen=True)
 class ClientCredentials:
     """What the request carried to authenticate the client (parsed by the HTTP layer)."""
@@ -82,7 +78,6 @@ def _known(session: Session, provider: Provider, client_id: str | None) -> Clien
 def _by_secret(
     session: Session, provider: Provider, credentials: ClientCredentials, method: str
 ) -> Client:
-    failure = BasicAuthFailed if method == ClientAuthMethod.CLIENT_SECRET_BASIC else InvalidClient
     if credentials.basic is not None:
         client_id, secret = credentials.basic
         if credentials.client_id not in (None, client_id):
@@ -92,9 +87,9 @@ def _by_secret(
     client = _known(session, provider, client_id)
     if client is None:
         hmac.compare_digest(_DUMMY_HASH, secret_hash(secret))  # same work as a known client
-        raise failure("client authentication failed")
+        raise InvalidClient("client authentication failed")
     if not secret_matches(client, secret) or client.auth_method != method:
-        raise failure("client authentication failed")
+        raise InvalidClient("client authentication failed")
     return client
 
 

@@ -30,7 +30,7 @@ class Provider:
     @classmethod
     def from_settings(cls, settings: Settings, sealer: Sealer, keyring: Keyring) -> Provider:
         return cls(
-            issuer=settings.public_url or "http://127.0.0.1:8000",  # serve sets it; tools may not
+            issuer=settings.issuer,
             sealer=sealer,
             keyring=keyring,
             access_token_ttl=timedelta(seconds=settings.access_token_ttl_seconds),

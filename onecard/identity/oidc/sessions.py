@@ -18,12 +18,15 @@ from onecard.core import clock
 from onecard.core.audit import Actor, record
 from onecard.core.errors import NotFound
 from onecard.identity.actions import IdentityAction
+from onecard.identity.lifecycle import StatusChange
 from onecard.identity.models import Person, SubjectStatus
+from onecard.identity.oidc import housekeeping  # noqa: F401  (registers its sweep)
 from onecard.identity.oidc.backchannel import enqueue_backchannel_logouts
 from onecard.identity.oidc.grants import revoke_grants
 from onecard.identity.oidc.models import Client, Grant, SessionClient, SsoSession
 from onecard.identity.oidc.provider import Provider
 from onecard.identity.oidc.tokens import token_hash
+from onecard.identity.persons import change_status
 
 
 def start_session(
@@ -154,3 +157,20 @@ def end_all_sessions(
     for sso in live:
         end_session(session, provider, sso, reason=reason, actor=actor)
     return len(live)
+
+
+def change_person_status(
+    session: Session,
+    provider: Provider,
+    person: Person,
+    change: StatusChange,
+    *,
+    actor: Actor,
+    reason: str,
+) -> Person:
+    """Suspend, reinstate or close a person. Suspending or closing first ends their sessions
+    while the portals in them can still be told (back-channel logout), then
+    :func:`onecard.identity.persons.change_status` revokes whatever grants remain."""
+    if change != StatusChange.REINSTATE:
+        end_all_sessions(session, provider, person.id, reason=change.value, actor=actor)
+    return change_status(session, person, change, actor=actor, reason=reason)

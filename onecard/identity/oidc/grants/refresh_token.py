@@ -63,7 +63,7 @@ def refresh(
     person = session.get(Person, grant.person_id)
     if person is None or person.status != SubjectStatus.ACTIVE:
         raise InvalidGrant("the account is not active")
-    scope = _narrowed(grant.scope, request.scope)
+    scope = _narrowed(grant.scope, request.scope, allowed=client.scopes)
     row.used_at = now
     session.add(row)
     sso = session.get(SsoSession, grant.session_id) if grant.session_id else None
@@ -77,10 +77,13 @@ def refresh(
     return issue_for_grant(session, provider, client, grant, person, sso, scope=scope, nonce=None)
 
 
-def _narrowed(granted: str, asked: str | None) -> str:
-    if not asked:
-        return granted
-    wanted = asked.split()
+def _narrowed(granted: str, asked: str | None, *, allowed: list[str]) -> str:
+    """The scope of the refreshed tokens: what was asked (never wider than the grant), less
+    any scope an administrator has since taken away from the client."""
+    wanted = asked.split() if asked else granted.split()
     if not set(wanted) <= set(granted.split()):
         raise InvalidScope("a refresh cannot widen the scope")
-    return " ".join(dict.fromkeys(wanted))
+    kept = [scope for scope in dict.fromkeys(wanted) if scope in allowed]
+    if not kept:
+        raise InvalidScope("none of the granted scopes is still allowed to this client")
+    return " ".join(kept)
