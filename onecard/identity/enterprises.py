@@ -247,6 +247,15 @@ def roles_of(session: Session, enterprise: Enterprise, person_id: uuid.UUID) -> 
     return roles
 
 
+def acting_roles(session: Session, enterprise: Enterprise, person_id: uuid.UUID) -> set[str]:
+    """What a person may act as for an enterprise at sign-in: their roles in force, and
+    ``legal_representative`` when they are."""
+    roles = roles_of(session, enterprise, person_id)
+    if enterprise.legal_representative_id == person_id:
+        roles.add("legal_representative")
+    return roles
+
+
 def can_manage(session: Session, enterprise: Enterprise, person_id: uuid.UUID) -> bool:
     return ENTERPRISE_ADMIN in roles_of(session, enterprise, person_id)
 

@@ -33,7 +33,6 @@ from onecard.api.runtime import Runtime
 from onecard.core.audit import Actor
 from onecard.core.once import COMMIT_ON_ERROR
 from onecard.identity.credentials import has_totp as second_factor_enrolled
-from onecard.identity.enterprises import roles_of
 from onecard.identity.models import Person
 from onecard.identity.oidc import authorize as authz
 from onecard.identity.oidc.claims import consent_attributes
@@ -61,6 +60,7 @@ from onecard.identity.oidc.interaction import (
 from onecard.identity.oidc.introspection import introspect, revoke
 from onecard.identity.oidc.logout import LogoutRequest, parse_logout
 from onecard.identity.oidc.models import Client, SsoSession
+from onecard.identity.oidc.provider import Provider
 from onecard.identity.oidc.sessions import end_session, live_session, reauthenticate, start_session
 from onecard.identity.oidc.token import token_request
 from onecard.identity.oidc.userinfo import userinfo
@@ -184,10 +184,9 @@ class _Flow:
     def __init__(self, runtime: Runtime, request: Request, csrf_cookie: str) -> None:
         self.runtime, self.request, self.csrf_cookie = runtime, request, csrf_cookie
         self.new_session_cookie: str | None = None
-        self.clear_session_cookie = False
 
     @property
-    def provider(self):  # type: ignore[no-untyped-def]
+    def provider(self) -> Provider:
         return self.runtime.provider
 
     def session_cookie(self) -> str | None:
@@ -200,13 +199,10 @@ class _Flow:
             _set_cookie(self.runtime, response, SESSION_COOKIE, self.new_session_cookie)
         return response
 
-    def page(
-        self, template: str, interaction: Interaction, status: int = 200, **context: Any
-    ) -> Response:
+    def page(self, template: str, interaction: Interaction, **context: Any) -> Response:
         response = render(
             template,
             locale=_locale(self.request, interaction),
-            status_code=status,
             action=f"{AUTHORIZE_PATH}/{template.removesuffix('.html')}",
             csrf_token=_csrf_token(self.runtime, self.csrf_cookie),
             txn=seal_interaction(self.runtime.sealer, interaction, self.csrf_cookie),
@@ -262,7 +258,7 @@ class _Flow:
                 "enterprise.html",
                 interaction,
                 client_name=client.name,
-                enterprises=self._enterprises(session, sso),
+                enterprises=authz.enterprise_choices(session, sso.person_id),
             )
         if decision.step == authz.Step.CONSENT:
             return self.page(
@@ -273,19 +269,6 @@ class _Flow:
             )
         location = authz.issue_code(session, self.provider, client, request, sso, interaction)
         return self.redirect(location)
-
-    def _enterprises(self, session: Session, sso: SsoSession) -> list[Any]:
-        from types import SimpleNamespace
-
-        rows = []
-        for enterprise in authz.enterprises_for_choice(session, sso.person_id):
-            roles = set(roles_of(session, enterprise, sso.person_id))
-            if enterprise.legal_representative_id == sso.person_id:
-                roles.add("legal_representative")
-            rows.append(
-                SimpleNamespace(id=str(enterprise.id), name=enterprise.name, roles=sorted(roles))
-            )
-        return rows
 
     def signed_in(
         self, session: Session, person: Person, amr: list[str], sso: SsoSession | None
@@ -485,7 +468,7 @@ def _enterprise_step(
     sso = live_session(session, flow.session_cookie())
     if sso is None:
         return flow.proceed(session, client, areq, interaction)
-    choices = {str(e.id) for e in authz.enterprises_for_choice(session, sso.person_id)}
+    choices = {choice.id for choice in authz.enterprise_choices(session, sso.person_id)}
     chosen = form.get("enterprise_id")
     if chosen not in choices:
         return flow.proceed(session, client, areq, interaction)

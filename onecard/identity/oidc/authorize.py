@@ -21,8 +21,8 @@ from sqlmodel import Session
 
 from onecard.core import clock
 from onecard.identity.credentials import has_totp
-from onecard.identity.enterprises import enterprises_of
-from onecard.identity.models import Person
+from onecard.identity.enterprises import acting_roles, enterprises_of
+from onecard.identity.models import Person, SubjectStatus
 from onecard.identity.oidc import errors
 from onecard.identity.oidc.claims import ALL_SCOPES, ClaimsRequest, released_claims
 from onecard.identity.oidc.consent import consent_of, covers
@@ -347,8 +347,24 @@ def needs_second_factor(
     return has_totp(session, person.id) or required_level(client, request) > 1
 
 
-def enterprises_for_choice(session: Session, person_id: uuid.UUID) -> list:
-    return [e for e in enterprises_of(session, person_id) if e.status == "active"]
+@dataclass(frozen=True)
+class EnterpriseChoice:
+    """An enterprise the citizen may act for, as the enterprise page lists it."""
+
+    id: str
+    name: str
+    roles: tuple[str, ...]
+
+
+def enterprise_choices(session: Session, person_id: uuid.UUID) -> list[EnterpriseChoice]:
+    choices = []
+    for enterprise in enterprises_of(session, person_id):
+        roles = acting_roles(session, enterprise, person_id)
+        if enterprise.status == SubjectStatus.ACTIVE and roles:
+            choices.append(
+                EnterpriseChoice(str(enterprise.id), enterprise.name, tuple(sorted(roles)))
+            )
+    return choices
 
 
 def issue_code(

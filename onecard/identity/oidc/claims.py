@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from onecard.core.audit import Actor
 from onecard.core.sealing import Sealer
-from onecard.identity.enterprises import roles_of
+from onecard.identity.enterprises import acting_roles
 from onecard.identity.models import Enterprise, Person
 from onecard.identity.oidc.errors import InvalidRequest
 from onecard.identity.persons import reveal_identity_number
@@ -207,9 +207,7 @@ def _enterprise_claims(
     enterprise = session.get(Enterprise, enterprise_id)
     if enterprise is None or enterprise.status != "active":
         return {}
-    roles = roles_of(session, enterprise, person.id)
-    if enterprise.legal_representative_id == person.id:
-        roles.add("legal_representative")
+    roles = acting_roles(session, enterprise, person.id)
     if not roles:
         return {}  # the role was withdrawn since the choice: say nothing about the enterprise
     return {
