@@ -18,6 +18,7 @@ import hmac
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -367,9 +368,8 @@ def _continue_sync(
             return flow.redirect(exc.location(runtime.provider.issuer))
         if form.get("action") == "cancel":
             return _cancel(flow, areq)
-        if before is not None:
-            return handler(flow, session, client, areq, interaction, form, pre)
-        return handler(flow, session, client, areq, interaction, form)
+        step = _Step(flow, session, client, areq, interaction)
+        return handler(step, form, pre) if before is not None else handler(step, form)
 
 
 def _cancel(flow: _Flow, areq: authz.AuthorizationRequest) -> Response:
@@ -392,107 +392,87 @@ def _check_password(runtime: Runtime, request: Request, form: dict[str, str]) ->
     )
 
 
-def _login_step(
-    flow: _Flow,
-    session: Session,
-    client: Client,
-    areq: authz.AuthorizationRequest,
-    interaction: Interaction,
-    form: dict[str, str],
-    result: SignInResult,
-) -> Response:
-    if result.person_id is None:
-        status = 429 if result.failure == "throttled" else 200
-        response = flow.proceed(
-            session, client, areq, interaction, error=result.failure, retry_after=result.retry_after
+@dataclass
+class _Step:
+    """One form post of the flow, inside its transaction."""
+
+    flow: _Flow
+    session: Session
+    client: Client
+    request: authz.AuthorizationRequest
+    interaction: Interaction
+
+    def proceed(self, interaction: Interaction | None = None, **page: Any) -> Response:
+        return self.flow.proceed(
+            self.session, self.client, self.request, interaction or self.interaction, **page
         )
-        if response.status_code == 200:
-            response.status_code = status
-        if result.retry_after:
-            response.headers["Retry-After"] = str(result.retry_after)
+
+    def failed(self, result: SignInResult) -> Response:
+        """The same page again with the failure; 429 and Retry-After when throttled."""
+        response = self.proceed(error=result.failure, retry_after=result.retry_after)
+        if result.failure == "throttled" and response.status_code == 200:
+            response.status_code = 429
+            response.headers["Retry-After"] = str(result.retry_after or 60)
         return response
-    person = session.get(Person, result.person_id)
+
+    def live_session(self) -> SsoSession | None:
+        return live_session(self.session, self.flow.session_cookie())
+
+
+def _login_step(step: _Step, form: dict[str, str], result: SignInResult) -> Response:
+    if result.person_id is None:
+        return step.failed(result)
+    person = step.session.get(Person, result.person_id)
     assert person is not None
-    if authz.needs_second_factor(session, person, client, areq):
-        return flow.proceed(
-            session, client, areq, interaction.replace(pending_person=str(person.id))
-        )
-    flow.signed_in(session, person, ["pwd"], live_session(session, flow.session_cookie()))
-    return flow.proceed(session, client, areq, interaction.replace(authenticated=True))
+    if authz.needs_second_factor(step.session, person, step.client, step.request):
+        return step.proceed(step.interaction.replace(pending_person=str(person.id)))
+    step.flow.signed_in(step.session, person, ["pwd"], step.live_session())
+    return step.proceed(step.interaction.replace(authenticated=True))
 
 
-def _totp_step(
-    flow: _Flow,
-    session: Session,
-    client: Client,
-    areq: authz.AuthorizationRequest,
-    interaction: Interaction,
-    form: dict[str, str],
-) -> Response:
-    sso = live_session(session, flow.session_cookie())
-    person_id = interaction.pending_person or (str(sso.person_id) if sso else None)
+def _totp_step(step: _Step, form: dict[str, str]) -> Response:
+    sso = step.live_session()
+    pending = step.interaction.pending_person
+    person_id = uuid.UUID(pending) if pending else (sso.person_id if sso else None)
     if person_id is None:
-        return flow.proceed(session, client, areq, interaction)
-    person = session.get(Person, uuid.UUID(person_id))
-    assert person is not None
+        return step.proceed()
     result = check_second_factor(
-        session,
-        flow.runtime.sealer,
-        flow.runtime.settings,
-        person.id,
+        step.session,
+        step.flow.runtime.sealer,
+        step.flow.runtime.settings,
+        person_id,
         totp_code=form.get("code") or None,
         recovery_code=form.get("recovery_code") or None,
     )
     if result.person_id is None:
-        response = flow.proceed(
-            session, client, areq, interaction, error=result.failure, retry_after=result.retry_after
-        )
-        if result.failure == "throttled":
-            response.status_code = 429
-            response.headers["Retry-After"] = str(result.retry_after or 60)
-        return response
-    amr = ["pwd", "otp"] if interaction.pending_person else [*(sso.amr if sso else ["pwd"]), "otp"]
-    flow.signed_in(session, person, list(dict.fromkeys(amr)), sso)
-    done = interaction.replace(pending_person=None, authenticated=True)
-    return flow.proceed(session, client, areq, done)
+        return step.failed(result)
+    person = step.session.get(Person, person_id)
+    assert person is not None
+    amr = ["pwd", "otp"] if pending else [*(sso.amr if sso else ["pwd"]), "otp"]
+    step.flow.signed_in(step.session, person, list(dict.fromkeys(amr)), sso)
+    return step.proceed(step.interaction.replace(pending_person=None, authenticated=True))
 
 
-def _enterprise_step(
-    flow: _Flow,
-    session: Session,
-    client: Client,
-    areq: authz.AuthorizationRequest,
-    interaction: Interaction,
-    form: dict[str, str],
-) -> Response:
-    sso = live_session(session, flow.session_cookie())
+def _enterprise_step(step: _Step, form: dict[str, str]) -> Response:
+    sso = step.live_session()
     if sso is None:
-        return flow.proceed(session, client, areq, interaction)
-    choices = {choice.id for choice in authz.enterprise_choices(session, sso.person_id)}
+        return step.proceed()
+    choices = {choice.id for choice in authz.enterprise_choices(step.session, sso.person_id)}
     chosen = form.get("enterprise_id")
     if chosen not in choices:
-        return flow.proceed(session, client, areq, interaction)
-    return flow.proceed(
-        session, client, areq, interaction.replace(enterprise_id=chosen, enterprise_chosen=True)
-    )
+        return step.proceed()
+    return step.proceed(step.interaction.replace(enterprise_id=chosen, enterprise_chosen=True))
 
 
-def _consent_step(
-    flow: _Flow,
-    session: Session,
-    client: Client,
-    areq: authz.AuthorizationRequest,
-    interaction: Interaction,
-    form: dict[str, str],
-) -> Response:
-    sso = live_session(session, flow.session_cookie())
+def _consent_step(step: _Step, form: dict[str, str]) -> Response:
+    sso = step.live_session()
     if sso is None:
-        return flow.proceed(session, client, areq, interaction)
+        return step.proceed()
     if form.get("action") != "allow":
-        return _cancel(flow, areq)
-    claims = authz.requested_claims(client, areq)
-    grant_consent(session, sso.person_id, client, areq.scopes, claims)
-    return flow.proceed(session, client, areq, interaction.replace(consented=True))
+        return _cancel(step.flow, step.request)
+    claims = authz.requested_claims(step.client, step.request)
+    grant_consent(step.session, sso.person_id, step.client, step.request.scopes, claims)
+    return step.proceed(step.interaction.replace(consented=True))
 
 
 @router.post(AUTHORIZE_PATH + "/login", include_in_schema=False)
