@@ -14,6 +14,8 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from onecard.api.problems import CLIENT_CLOSED
+
 REQUESTS = Counter(
     "onecard_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
 )
@@ -87,6 +89,8 @@ class Observability:
             await self.app(scope, receive, capture)
         finally:
             elapsed = time.perf_counter() - started
+            if scope.get(CLIENT_CLOSED):
+                status["code"] = 499
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"]
             REQUESTS.labels(method, route, str(status["code"])).inc()

@@ -16,11 +16,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onecard.core import errors
 
 PROBLEM_JSON = "application/problem+json"
+CLIENT_CLOSED = "onecard.client_closed"
 log = logging.getLogger("onecard.api")
 
 STATUS = {
@@ -122,6 +124,10 @@ class UnexpectedErrors:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # The client hung up before we answered: nobody to answer, nothing went wrong
+            # here. Metrics count it as 499 (client closed request), not as a server error.
+            scope[CLIENT_CLOSED] = True
         except Exception as exc:
             if started:
                 raise

@@ -185,3 +185,49 @@ def test_unexpected_error_still_carries_the_security_headers(runtime) -> None:
 
     assert response.status_code == 500
     assert_security_headers(response)
+
+
+def test_a_client_hanging_up_is_not_a_server_error(app, caplog) -> None:
+    """A request body cut off by the client is counted as 499 and logged as nothing worse."""
+    import asyncio
+
+    from prometheus_client import REGISTRY
+
+    def count(status: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "onecard_http_requests_total",
+            {"method": "POST", "route": "/oauth2/token", "status": status},
+        )
+        return value or 0.0
+
+    before = count("499")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/oauth2/token",
+        "raw_path": b"/oauth2/token",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"host", b"testserver"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+
+    assert not [m for m in sent if m["type"] == "http.response.start"]
+    assert count("499") == before + 1
+    assert "unhandled error" not in caplog.text

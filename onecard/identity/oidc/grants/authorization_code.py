@@ -83,6 +83,10 @@ def exchange_code(
     session.flush()
     code.used_at, code.grant_id = now, grant.id
     session.add(code)
+    issued = issue_for_grant(
+        session, provider, client, grant, person, sso, scope=code.scope, nonce=code.nonce
+    )
+    # Audited last: appending locks the chain head until commit, so signing happens before.
     record(
         session,
         IdentityAction.GRANT_CREATE,
@@ -91,6 +95,4 @@ def exchange_code(
         person_id=person.id,
         data={"client": client.client_id, "scope": code.scope},
     )
-    return issue_for_grant(
-        session, provider, client, grant, person, sso, scope=code.scope, nonce=code.nonce
-    )
+    return issued

@@ -67,6 +67,8 @@ def refresh(
     row.used_at = now
     session.add(row)
     sso = session.get(SsoSession, grant.session_id) if grant.session_id else None
+    issued = issue_for_grant(session, provider, client, grant, person, sso, scope=scope, nonce=None)
+    # Audited last: appending locks the chain head until commit, so signing happens before.
     record(
         session,
         IdentityAction.REFRESH_TOKEN_ROTATE,
@@ -74,7 +76,7 @@ def refresh(
         subject=("grant", str(grant.id)),
         person_id=person.id,
     )
-    return issue_for_grant(session, provider, client, grant, person, sso, scope=scope, nonce=None)
+    return issued
 
 
 def _narrowed(granted: str, asked: str | None, *, allowed: list[str]) -> str:
