@@ -27,6 +27,7 @@ from onecard.api.routers import (
     staff,
 )
 from onecard.api.runtime import Runtime, build_runtime
+from onecard.api.token_lane import TokenFastLane
 from onecard.core.jobs import JobContext, Worker
 from onecard.core.settings import get_settings
 
@@ -65,7 +66,9 @@ def create_app(runtime: Runtime | None) -> FastAPI:
         audit.router,
     ):
         app.include_router(router)
-    # Outermost last: security headers wrap metrics, which wrap the last-resort error handler.
+    # Outermost last: security headers wrap metrics, which wrap the last-resort error handler,
+    # which wraps the token endpoint's fast lane.
+    app.add_middleware(TokenFastLane, provider=runtime.provider if runtime else None)
     app.add_middleware(problems.UnexpectedErrors)
     app.add_middleware(Observability)
     https = runtime is not None and runtime.settings.public_url.startswith("https://")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from functools import lru_cache
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import hashes
@@ -86,6 +87,10 @@ class LocalSigner:
 
     def __init__(self, kid: str, alg: str, private_key: PrivateKey) -> None:
         self.kid, self.alg, self._key = kid, alg, private_key
+        if alg in _EC_CURVES:
+            digest = hashes.SHA256() if alg == "ES256" else hashes.SHA384()
+            self._ecdsa = ec.ECDSA(digest)
+            self._size = _EC_CURVES[alg][2]
 
     def __repr__(self) -> str:
         return f"LocalSigner(kid={self.kid!r}, alg={self.alg!r})"
@@ -93,19 +98,21 @@ class LocalSigner:
     def sign(self, message: bytes) -> bytes:
         if isinstance(self._key, rsa.RSAPrivateKey):
             return self._key.sign(message, padding.PKCS1v15(), hashes.SHA256())
-        _, _, size = _EC_CURVES[self.alg]
-        digest = hashes.SHA256() if self.alg == "ES256" else hashes.SHA384()
-        r, s = decode_dss_signature(self._key.sign(message, ec.ECDSA(digest)))
-        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+        r, s = decode_dss_signature(self._key.sign(message, self._ecdsa))
+        return r.to_bytes(self._size, "big") + s.to_bytes(self._size, "big")
+
+
+@lru_cache(maxsize=256)
+def _encoded_header(alg: str, kid: str, typ: str | None) -> str:
+    header: dict[str, str] = {"alg": alg, "kid": kid}
+    if typ:
+        header["typ"] = typ
+    return b64url(json.dumps(header, separators=(",", ":")).encode())
 
 
 def sign_compact(signer: Signer, payload: dict[str, Any], *, typ: str | None = None) -> str:
     """A JWS compact serialisation of the JSON ``payload`` with ``alg`` and ``kid`` set."""
-    header: dict[str, str] = {"alg": signer.alg, "kid": signer.kid}
-    if typ:
-        header["typ"] = typ
-    signing_input = ".".join(
-        b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, payload)
-    )
+    encoded_payload = b64url(json.dumps(payload, separators=(",", ":")).encode())
+    signing_input = f"{_encoded_header(signer.alg, signer.kid, typ)}.{encoded_payload}"
     signature = signer.sign(signing_input.encode("ascii"))
     return f"{signing_input}.{b64url(signature)}"

@@ -11,8 +11,6 @@ authorization endpoint once the redirect URI is trusted, an error page before th
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -20,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -31,6 +29,7 @@ from onecard.api.deps import RuntimeDep
 from onecard.api.middleware import BASE_CSP
 from onecard.api.pages import negotiate_locale, render
 from onecard.api.runtime import Runtime
+from onecard.api.token_lane import NO_STORE, credentials_from, oauth_error_response
 from onecard.core.audit import Actor
 from onecard.core.once import COMMIT_ON_ERROR
 from onecard.identity.credentials import has_totp as second_factor_enrolled
@@ -72,7 +71,6 @@ router = APIRouter(tags=["openid connect"])
 SESSION_COOKIE = "oc_session"
 CSRF_COOKIE = "oc_csrf"
 _COOKIE_PATH = "/oauth2"
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _FORM = "application/x-www-form-urlencoded"
 
 
@@ -88,17 +86,6 @@ def openid_configuration(runtime: RuntimeDep) -> JSONResponse:
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def oauth_error_response(error: OAuthError) -> JSONResponse:
-    body = {"error": error.error}
-    if error.description:
-        body["error_description"] = error.description
-    headers = dict(_NO_STORE)
-    if error.status_code == 401:
-        # invalid_client is the only 401 here; Basic is one of the methods a client may use.
-        headers["WWW-Authenticate"] = 'Basic realm="onecard"'
-    return JSONResponse(body, status_code=error.status_code, headers=headers)
 
 
 def _secure(runtime: Runtime) -> bool:
@@ -498,30 +485,10 @@ async def consent_form(request: Request, runtime: RuntimeDep) -> Response:
 # -- back-channel endpoints ---------------------------------------------------------------
 
 
-def _client_credentials(request: Request, form: Mapping[str, str]) -> ClientCredentials:
-    basic = None
-    header = request.headers.get("authorization", "")
-    if header[:6].lower() == "basic ":
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-            client_id, secret = decoded.split(":", 1)
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise InvalidClient("malformed Basic credentials") from None
-        # RFC 6749 §2.3.1: both parts are form-urlencoded before Base64.
-        basic = (unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " ")))
-    return ClientCredentials(
-        basic=basic,
-        client_id=form.get("client_id"),
-        client_secret=form.get("client_secret"),
-        assertion_type=form.get("client_assertion_type"),
-        assertion=form.get("client_assertion"),
-    )
-
-
 async def _parsed(request: Request) -> tuple[dict[str, str], ClientCredentials] | Response:
     try:
         form = await _form(request)
-        return form, _client_credentials(request, form)
+        return form, credentials_from(request.headers.get("authorization", ""), form)
     except OAuthError as exc:
         return oauth_error_response(exc)
 
@@ -559,41 +526,15 @@ def _run_committing(runtime: Runtime, fn: Callable[[Session], Response]) -> Resp
     TOKEN_PATH, summary="Token endpoint (authorization_code, refresh_token, client_credentials)"
 )
 async def token(request: Request, runtime: RuntimeDep) -> Response:
-    def issue(session: Session, form: dict[str, str], credentials: ClientCredentials) -> Response:
-        response = token_request(session, runtime.provider, credentials, form)
-        return JSONResponse(response.to_json(), headers=_NO_STORE)
-
+    # What the caches alone can answer never gets here: see onecard.api.token_lane.
     def work(form: dict[str, str], credentials: ClientCredentials) -> Response:
-        return _run_committing(runtime, lambda session: issue(session, form, credentials))
+        def issue(session: Session) -> Response:
+            response = token_request(session, runtime.provider, credentials, form)
+            return JSONResponse(response.to_json(), headers=NO_STORE)
 
-    async def fast_or_threadpool(form: dict[str, str], credentials: ClientCredentials) -> Response:
-        # client_credentials with a secret needs no database once the client and the signing
-        # key are in the process caches: answer on the event loop, without a thread hop.
-        # Anything that would touch the database falls back to the thread pool.
-        if form.get("grant_type") == "client_credentials" and credentials.assertion is None:
-            try:
-                return issue(_NoDatabase(), form, credentials)  # type: ignore[arg-type]
-            except _DatabaseNeeded:
-                pass
-            except OAuthError as exc:
-                return oauth_error_response(exc)
-        return await run_in_threadpool(work, form, credentials)
+        return _run_committing(runtime, issue)
 
-    parsed = await _parsed(request)
-    if isinstance(parsed, Response):
-        return parsed
-    return await fast_or_threadpool(*parsed)
-
-
-class _DatabaseNeeded(Exception):
-    pass
-
-
-class _NoDatabase:
-    """Stands in for a session where no I/O may happen: any use asks for the slow path."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise _DatabaseNeeded(name)
+    return await _back_channel(request, work)
 
 
 def _authenticated(
@@ -618,7 +559,7 @@ async def introspection(request: Request, runtime: RuntimeDep) -> Response:
                 form.get("token", ""),
                 form.get("token_type_hint"),
             )
-            return JSONResponse(body, headers=_NO_STORE)
+            return JSONResponse(body, headers=NO_STORE)
 
         return _run_committing(runtime, run)
 
@@ -633,7 +574,7 @@ async def revocation(request: Request, runtime: RuntimeDep) -> Response:
             if "token" not in form:
                 raise InvalidRequest("token is required")
             revoke(session, runtime.provider, client, form["token"])
-            return Response(status_code=200, headers=_NO_STORE)
+            return Response(status_code=200, headers=NO_STORE)
 
         return _run_committing(runtime, run)
 
@@ -650,7 +591,7 @@ def _bearer_error(error: OAuthError) -> JSONResponse:
     response = JSONResponse(
         {"error": error.error, "error_description": error.description},
         status_code=error.status_code,
-        headers={**_NO_STORE, "WWW-Authenticate": challenge},
+        headers={**NO_STORE, "WWW-Authenticate": challenge},
     )
     return response
 
@@ -660,7 +601,7 @@ def _userinfo(runtime: Runtime, token: str | None) -> Response:
         response = JSONResponse(
             {"error": "invalid_request", "error_description": "a bearer token is required"},
             status_code=401,
-            headers={**_NO_STORE, "WWW-Authenticate": 'Bearer realm="onecard"'},
+            headers={**NO_STORE, "WWW-Authenticate": 'Bearer realm="onecard"'},
         )
         return response
     try:
@@ -668,7 +609,7 @@ def _userinfo(runtime: Runtime, token: str | None) -> Response:
             claims = userinfo(session, runtime.provider, token)
     except OAuthError as exc:
         return _bearer_error(exc)
-    return JSONResponse(claims, headers=_NO_STORE)
+    return JSONResponse(claims, headers=NO_STORE)
 
 
 def _header_token(request: Request) -> str | None:

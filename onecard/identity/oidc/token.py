@@ -16,6 +16,8 @@ from onecard.identity.oidc.grants.response import TokenResponse
 from onecard.identity.oidc.models import GrantType
 from onecard.identity.oidc.provider import Provider
 
+_GRANT_TYPES = frozenset(g.value for g in GrantType)
+
 
 def token_request(
     session: Session,
@@ -26,7 +28,7 @@ def token_request(
     grant_type = form.get("grant_type")
     if not grant_type:
         raise InvalidRequest("grant_type is required")
-    if grant_type not in {g.value for g in GrantType}:
+    if grant_type not in _GRANT_TYPES:
         raise UnsupportedGrantType(f"grant_type {grant_type[:40]!r} is not supported")
     client = authenticate_client(
         session, provider, credentials, endpoint=provider.issuer + TOKEN_PATH
