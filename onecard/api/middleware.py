@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import lru_cache
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -26,6 +27,14 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 access_log = logging.getLogger("onecard.access")
+
+
+@lru_cache(maxsize=1024)
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The metric children of one (method, route, status): looked up once, not per request.
+    Routes are templates and methods and statuses few, so the cache stays small."""
+    return REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route)
+
 
 BASE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -93,6 +102,7 @@ class Observability:
                 status["code"] = 499
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"]
-            REQUESTS.labels(method, route, str(status["code"])).inc()
-            LATENCY.labels(method, route).observe(elapsed)
+            counter, histogram = _series(method, route, status["code"])
+            counter.inc()
+            histogram.observe(elapsed)
             access_log.info("%s %s %s %.1fms", method, route, status["code"], elapsed * 1000)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onecard.identity.oidc.client_auth import ClientCredentials
@@ -74,7 +75,7 @@ class _NoDatabase:
 
 def cached_client_credentials(
     provider: Provider, form: dict[str, str], credentials: ClientCredentials
-) -> JSONResponse | None:
+) -> Response | None:
     """The answer to a client-credentials request that the caches alone can give, or None
     when it needs the database (or is not that kind of request)."""
     if form.get("grant_type") != "client_credentials" or credentials.assertion is not None:
@@ -85,7 +86,8 @@ def cached_client_credentials(
         return None
     except OAuthError as exc:
         return oauth_error_response(exc)
-    return JSONResponse(issued.to_json(), headers=NO_STORE)
+    body = json.dumps(issued.to_json(), separators=(",", ":")).encode()
+    return Response(body, media_type="application/json", headers=NO_STORE)
 
 
 class _Route:
@@ -120,7 +122,7 @@ class TokenFastLane:
         scope["route"] = _Route
         await response(scope, replay, send)
 
-    def _answer(self, body: bytes | None, authorization: bytes) -> JSONResponse | None:
+    def _answer(self, body: bytes | None, authorization: bytes) -> Response | None:
         if body is None:
             return None
         try:
