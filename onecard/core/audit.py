@@ -185,7 +185,13 @@ def record_many(session: Session, specs: Iterable[EventSpec]) -> int:
 
     Rows go in with one Core ``INSERT`` (no ORM objects): bulk imports append an event per
     person, and the ORM's per-object bookkeeping would cost more than the hashing.
+
+    The head is a single row every audited write locks until its commit, so the change's own
+    pending rows are flushed first: the lock then covers only the event, the head and the
+    commit.
     """
+    specs = list(specs)
+    session.flush()
     head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
     seq, prev = head.seq, head.hash
     occurred_at = clock.now()
