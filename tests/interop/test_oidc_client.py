@@ -86,13 +86,14 @@ def metadata(base: str) -> dict:
     return requests.get(base + "/.well-known/openid-configuration", timeout=5).json()
 
 
-def browser_sign_in(url: str, login: str) -> str:
-    """The citizen's part: fill the forms the authorization endpoint shows; the redirect."""
+def browser_sign_in(url: str, login: str) -> tuple[str, requests.Session]:
+    """The citizen's part: fill the forms the authorization endpoint shows; the redirect and
+    the browser (its cookies hold the sign-on session)."""
     browser = requests.Session()
     response = browser.get(url, allow_redirects=False, timeout=5)
     for _ in range(5):
         if response.status_code in (302, 303):
-            return response.headers["location"]
+            return response.headers["location"], browser
         html = response.text
         action = unescape(re.search(r'<form[^>]*action="([^"]+)"', html).group(1))
         fields = {
@@ -111,7 +112,7 @@ def browser_sign_in(url: str, login: str) -> str:
 
 
 def validate_id_token(
-    base: str, id_token: str, client_id: str, nonce: str, access_token: str
+    base: str, id_token: str, client_id: str, nonce: str | None, access_token: str
 ) -> dict:
     keys = KeySet.import_key_set(requests.get(metadata(base)["jwks_uri"], timeout=5).json())
     token = jose_jwt.decode(id_token, keys, algorithms=["RS256", "ES256"])
@@ -144,7 +145,7 @@ def test_code_flow_with_pkce_refresh_userinfo_introspection_revocation_and_logou
     url, _state = oauth.create_authorization_url(
         meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce
     )
-    callback = browser_sign_in(url, citizen_login)
+    callback, browser = browser_sign_in(url, citizen_login)
     assert parse_qs(urlsplit(callback).query)["iss"] == [base]
     token = oauth.fetch_token(
         meta["token_endpoint"], authorization_response=callback, code_verifier=verifier
@@ -159,6 +160,16 @@ def test_code_flow_with_pkce_refresh_userinfo_introspection_revocation_and_logou
 
     refreshed = oauth.refresh_token(meta["token_endpoint"])
     assert refreshed["refresh_token"] != token["refresh_token"]
+    # OIDC Core §12.2: the refreshed ID token, validated the same way (no nonce this time).
+    again = validate_id_token(
+        base, refreshed["id_token"], portal.client_id, None, refreshed["access_token"]
+    )
+    assert (again["sub"], again["auth_time"], again["sid"]) == (
+        claims["sub"],
+        claims["auth_time"],
+        claims["sid"],
+    )
+    assert "nonce" not in again
 
     introspected = oauth.introspect_token(
         meta["introspection_endpoint"], token=refreshed["access_token"]
@@ -175,7 +186,9 @@ def test_code_flow_with_pkce_refresh_userinfo_introspection_revocation_and_logou
         meta["introspection_endpoint"], token=refreshed["access_token"]
     ).json() == {"active": False}
 
-    logout = requests.get(
+    second = OAuth2Session(portal.client_id, portal.secret, scope="openid", redirect_uri=REDIRECT)
+    silent_url, _ = second.create_authorization_url(meta["authorization_endpoint"], prompt="none")
+    logout = browser.get(
         meta["end_session_endpoint"],
         params={
             "id_token_hint": token["id_token"],
@@ -185,7 +198,10 @@ def test_code_flow_with_pkce_refresh_userinfo_introspection_revocation_and_logou
         allow_redirects=False,
         timeout=5,
     )
-    assert logout.status_code in (200, 303)
+    assert logout.status_code == 303
+    assert logout.headers["location"] == "https://portal.example.gov.cn/bye?state=s"
+    after = browser.get(silent_url, allow_redirects=False, timeout=5)
+    assert parse_qs(urlsplit(after.headers["location"]).query)["error"] == ["login_required"]
 
 
 def test_client_credentials_with_private_key_jwt(server) -> None:
