@@ -561,3 +561,67 @@ def test_expired_access_token_is_refused(client, portal, account) -> None:
         )
     assert response.status_code == 401
     assert time.time() > 0
+
+
+def test_a_sign_in_form_expires_after_ten_minutes(client, portal, account) -> None:
+    from tests.oidc_flow import form_fields
+
+    with use_clock(FrozenClock()) as frozen:
+        page = client.get(
+            "/oauth2/authorize",
+            params={
+                "response_type": "code",
+                "client_id": portal.client_id,
+                "redirect_uri": REDIRECT_URI,
+                "scope": "openid",
+            },
+        )
+        fields = form_fields(page.text)
+        frozen.advance(601)
+        response = client.post(
+            "/oauth2/authorize/login",
+            data={
+                "csrf_token": fields["csrf_token"],
+                "txn": fields["txn"],
+                "login": account[1],
+                "password": PASSWORD,
+                "action": "login",
+            },
+            follow_redirects=False,
+        )
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert "interaction_expired" in response.text
+
+
+def test_the_request_state_is_bound_to_its_browser(client, runtime, portal) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.oidc_flow import form_fields
+
+    page = client.get(
+        "/oauth2/authorize",
+        params={
+            "response_type": "code",
+            "client_id": portal.client_id,
+            "redirect_uri": REDIRECT_URI,
+            "scope": "openid",
+        },
+    )
+    fields = form_fields(page.text)
+    with TestClient(client.app) as other:
+        other.get(
+            "/oauth2/authorize",
+            params={
+                "response_type": "code",
+                "client_id": portal.client_id,
+                "redirect_uri": REDIRECT_URI,
+                "scope": "openid",
+            },
+        )  # the other browser has a CSRF cookie of its own
+        stolen = other.post(
+            "/oauth2/authorize/login",
+            data={**fields, "login": "x", "password": "y", "action": "login"},
+            follow_redirects=False,
+        )
+    assert stolen.status_code == 403

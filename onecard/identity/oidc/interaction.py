@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass, field
 
+from onecard.core import clock
 from onecard.core.jose import b64url, b64url_decode
 from onecard.core.sealing import SealedValueError, Sealer
 
@@ -27,7 +27,7 @@ class InteractionExpired(Exception):
 @dataclass(frozen=True)
 class Interaction:
     params: dict[str, str]
-    started_at: int = field(default_factory=lambda: int(time.time()))
+    started_at: int = field(default_factory=lambda: int(clock.now().timestamp()))
     # A fresh authentication made within this request (prompt=login, max_age, step-up).
     authenticated: bool = False
     # Password verified for this person; waiting for the second factor.
@@ -53,6 +53,6 @@ def open_interaction(sealer: Sealer, text: str, binding: str) -> Interaction:
         interaction = Interaction(**json.loads(data))
     except (SealedValueError, ValueError, TypeError):
         raise InteractionExpired("the sign-in request is not valid in this browser") from None
-    if time.time() - interaction.started_at > _LIFETIME_SECONDS:
+    if clock.now().timestamp() - interaction.started_at > _LIFETIME_SECONDS:
         raise InteractionExpired("the sign-in request has expired")
     return interaction

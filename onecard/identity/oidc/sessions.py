@@ -67,9 +67,7 @@ def start_session(
 
 def reauthenticate(session: Session, sso: SsoSession, *, level: int, amr: Sequence[str]) -> None:
     """A fresh authentication in an existing session (prompt=login, max_age, step-up)."""
-    sso.auth_time = clock.now()
-    sso.level = max(level, sso.level) if set(sso.amr) <= set(amr) else level
-    sso.amr = list(dict.fromkeys([*amr]))
+    sso.auth_time, sso.level, sso.amr = clock.now(), level, list(dict.fromkeys(amr))
     session.add(sso)
     record(
         session,
