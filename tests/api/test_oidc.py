@@ -625,3 +625,23 @@ def test_the_request_state_is_bound_to_its_browser(client, runtime, portal) -> N
             follow_redirects=False,
         )
     assert stolen.status_code == 403
+
+
+def test_the_consent_page_names_the_identifier_for_what_it_is(client, runtime, account) -> None:
+    from onecard.api.i18n import MESSAGES
+
+    for subject_type, key in (("public", "attr.sub_public"), ("pairwise", "attr.sub")):
+        client.cookies.clear()
+        portal = make_portal(runtime, subject_type=subject_type)
+        result = authorize(client, portal, login=account[1], password=PASSWORD, consent=False)
+        assert "consent" in result.pages
+        page = client.get(
+            "/oauth2/authorize",
+            params={
+                "response_type": "code",
+                "client_id": portal.client_id,
+                "redirect_uri": REDIRECT_URI,
+                "scope": "openid",
+            },
+        )
+        assert MESSAGES["zh-CN"][key] in page.text

@@ -26,6 +26,7 @@ CSRF = "csrf-token-value"
 TXN = "txn-value"
 ATTRIBUTES = [
     "sub",
+    "sub_public",
     "name",
     "phone",
     "email",

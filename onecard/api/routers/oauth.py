@@ -59,7 +59,7 @@ from onecard.identity.oidc.interaction import (
 )
 from onecard.identity.oidc.introspection import introspect, revoke
 from onecard.identity.oidc.logout import LogoutRequest, parse_logout
-from onecard.identity.oidc.models import Client, SsoSession
+from onecard.identity.oidc.models import Client, SsoSession, SubjectType
 from onecard.identity.oidc.provider import Provider
 from onecard.identity.oidc.sessions import end_session, live_session, reauthenticate, start_session
 from onecard.identity.oidc.token import token_request
@@ -253,7 +253,9 @@ class _Flow:
                 "consent.html",
                 interaction,
                 client_name=client.name,
-                attributes=consent_attributes(decision.claims),
+                attributes=consent_attributes(
+                    decision.claims, pairwise=client.subject_type == SubjectType.PAIRWISE
+                ),
             )
         location = authz.issue_code(session, self.provider, client, request, sso, interaction)
         return self.redirect(location)

@@ -145,9 +145,12 @@ def released_claims(
     return list(dict.fromkeys(names))
 
 
-def consent_attributes(claims: Iterable[str]) -> list[str]:
-    """The attributes the consent page names, one per kind of data."""
+def consent_attributes(claims: Iterable[str], *, pairwise: bool) -> list[str]:
+    """The attributes the consent page names, one per kind of data. The identifier is named
+    for what it is: one for this portal alone (pairwise), or one other portals may share."""
     attributes = [CONSENT_ATTRIBUTE[c] for c in claims if c in CONSENT_ATTRIBUTE]
+    if not pairwise:
+        attributes = ["sub_public" if a == "sub" else a for a in attributes]
     return list(dict.fromkeys(attributes))
 
 
