@@ -46,4 +46,3 @@ class IdentityAction(StrEnum):
     REFRESH_TOKEN_ROTATE = "identity:refresh_token:rotate"
     ACCESS_TOKEN_REVOKE = "identity:access_token:revoke"
     TOKEN_ISSUE = "identity:api_token:issue"
-    TOKEN_REVOKE = "identity:api_token:revoke"

@@ -71,21 +71,6 @@ def authenticate(session: Session, token: str) -> ApiToken:
     return row
 
 
-def revoke_token(session: Session, row: ApiToken, *, actor: Actor) -> None:
-    if row.revoked_at is not None:
-        return
-    row.revoked_at = clock.now()
-    session.add(row)
-    record(
-        session,
-        IdentityAction.TOKEN_REVOKE,
-        actor=actor,
-        subject=("api_token", str(row.id)),
-        person_id=row.person_id,
-        data={"kind": row.kind},
-    )
-
-
 def revoke_person_tokens(session: Session, person_id: uuid.UUID) -> int:
     """Revoke every live grant (and so every token) and end every sign-on session of a person
     (suspension, closing); returns how many grants were revoked."""

@@ -645,3 +645,23 @@ def test_the_consent_page_names_the_identifier_for_what_it_is(client, runtime, a
             },
         )
         assert MESSAGES["zh-CN"][key] in page.text
+
+
+def test_another_package_supplies_the_card_claims_through_the_hook(client, portal, account) -> None:
+    from onecard.identity.oidc import claims as claims_module
+
+    def card_claims(session, person):  # type: ignore[no-untyped-def]
+        return {"card_status": "active", "card_kinds": ["transit"], "not_asked": True}
+
+    claims_module.register_claims_provider("card", card_claims)
+    try:
+        result = login_flow(client, portal, account[1], scope="openid card")
+        body = tokens(client, portal, result.code)
+        info = client.get(
+            "/oauth2/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}
+        ).json()
+    finally:
+        claims_module._providers.pop("card")
+    assert info["card_status"] == "active"
+    assert info["card_kinds"] == ["transit"]
+    assert "not_asked" not in info  # only the claims of the scope asked for
