@@ -61,7 +61,6 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
         "acr_values_supported": ["urn:onecard:loa:1", "urn:onecard:loa:2", "urn:onecard:loa:3"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": ["zh-CN", "en"],
-        "claims_locales_supported": ["zh-CN"],
         "display_values_supported": ["page"],
         "authorization_response_iss_parameter_supported": True,
         "backchannel_logout_supported": True,
