@@ -74,22 +74,22 @@ def rotate_secret(client_id: str, principal: Admin, runtime: RuntimeDep) -> Clie
         return ClientSecretOut(client_id=client.client_id, client_secret=secret)
 
 
-@router.post("/{client_id}/disable", response_model=ClientOut, summary="Disable a client")
-def disable_client(client_id: str, principal: Admin, runtime: RuntimeDep) -> ClientOut:
+def _set_status(
+    client_id: str, status: ClientStatus, principal: Admin, runtime: RuntimeDep
+) -> ClientOut:
     with runtime.database.session() as session:
         client = clients.get_client(session, client_id)
-        return ClientOut.of(
-            clients.set_status(session, client, ClientStatus.DISABLED, actor=principal.actor)
-        )
+        return ClientOut.of(clients.set_status(session, client, status, actor=principal.actor))
+
+
+@router.post("/{client_id}/disable", response_model=ClientOut, summary="Disable a client")
+def disable_client(client_id: str, principal: Admin, runtime: RuntimeDep) -> ClientOut:
+    return _set_status(client_id, ClientStatus.DISABLED, principal, runtime)
 
 
 @router.post("/{client_id}/enable", response_model=ClientOut, summary="Enable a client")
 def enable_client(client_id: str, principal: Admin, runtime: RuntimeDep) -> ClientOut:
-    with runtime.database.session() as session:
-        client = clients.get_client(session, client_id)
-        return ClientOut.of(
-            clients.set_status(session, client, ClientStatus.ACTIVE, actor=principal.actor)
-        )
+    return _set_status(client_id, ClientStatus.ACTIVE, principal, runtime)
 
 
 _NULLABLE = {"backchannel_logout_uri", "jwks", "jwks_uri", "sector_identifier"}

@@ -159,6 +159,16 @@ async def _form(request: Request) -> dict[str, str]:
     return values
 
 
+async def _form_page(request: Request, work: Callable[[dict[str, str]], Response]) -> Response:
+    """Parse a page's form (an error page if it is not one) and run ``work`` on it in the
+    thread pool."""
+    try:
+        form = await _form(request)
+    except OAuthError as exc:
+        return _error_page(request, exc.error, exc.description)
+    return await run_in_threadpool(work, form)
+
+
 def _address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -308,11 +318,7 @@ def authorize_get(request: Request, runtime: RuntimeDep) -> Response:
 
 @router.post(AUTHORIZE_PATH, summary="Authorization endpoint (form post)")
 async def authorize_post(request: Request, runtime: RuntimeDep) -> Response:
-    try:
-        params = await _form(request)
-    except OAuthError as exc:
-        return _error_page(request, exc.error, exc.description)
-    return await run_in_threadpool(_start, runtime, request, params)
+    return await _form_page(request, lambda params: _start(runtime, request, params))
 
 
 StepHandler = Callable[..., Response]
@@ -322,11 +328,9 @@ Before = Callable[[Runtime, Request, dict[str, str]], Any]
 async def _continue(
     request: Request, runtime: Runtime, handler: StepHandler, before: Before | None = None
 ) -> Response:
-    try:
-        form = await _form(request)
-    except OAuthError as exc:
-        return _error_page(request, exc.error, exc.description)
-    return await run_in_threadpool(_continue_sync, request, runtime, handler, form, before)
+    return await _form_page(
+        request, lambda form: _continue_sync(request, runtime, handler, form, before)
+    )
 
 
 def _continue_sync(
@@ -514,7 +518,7 @@ def _run_committing(runtime: Runtime, fn: Callable[[Session], Response]) -> Resp
             try:
                 return fn(session)
             except OAuthError as exc:
-                committing = getattr(exc, "commit", False) or session.info.get(COMMIT_ON_ERROR)
+                committing = exc.commit or session.info.get(COMMIT_ON_ERROR)
                 if not committing:
                     raise
                 failure = exc
@@ -706,21 +710,12 @@ def logout_get(request: Request, runtime: RuntimeDep) -> Response:
 
 @router.post(END_SESSION_PATH, summary="RP-initiated logout (form post)")
 async def logout_post(request: Request, runtime: RuntimeDep) -> Response:
-    try:
-        form = await _form(request)
-    except OAuthError as exc:
-        return _error_page(request, exc.error, exc.description)
-    return await run_in_threadpool(_logout, runtime, request, form)
+    return await _form_page(request, lambda form: _logout(runtime, request, form))
 
 
 @router.post(END_SESSION_PATH + "/confirm", include_in_schema=False)
 async def logout_confirm(request: Request, runtime: RuntimeDep) -> Response:
-    try:
-        form = await _form(request)
-    except OAuthError as exc:
-        return _error_page(request, exc.error, exc.description)
-
-    def run() -> Response:
+    def run(form: dict[str, str]) -> Response:
         if not _csrf_ok(runtime, request, form):
             return _error_page(request, "csrf", "the form has expired", 403)
         with runtime.database.session() as session:
@@ -733,4 +728,4 @@ async def logout_confirm(request: Request, runtime: RuntimeDep) -> Response:
             sso = live_session(session, request.cookies.get(SESSION_COOKIE))
             return _logout_now(runtime, request, session, sso, logout)
 
-    return await run_in_threadpool(run)
+    return await _form_page(request, run)

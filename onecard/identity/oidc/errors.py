@@ -13,6 +13,8 @@ from __future__ import annotations
 class OAuthError(Exception):
     error: str = "invalid_request"
     status_code: int = 400
+    # The transaction must still commit before the error is answered (a revocation it made).
+    commit: bool = False
 
     def __init__(self, description: str = "") -> None:
         super().__init__(description or self.error)
@@ -30,6 +32,13 @@ class InvalidClient(OAuthError):
 
 class InvalidGrant(OAuthError):
     error = "invalid_grant"
+
+
+class ReuseDetected(InvalidGrant):
+    """A used code or a rotated refresh token presented again: what it issued is revoked, and
+    that revocation commits before ``invalid_grant`` is answered (RFC 9700 §4.14.2)."""
+
+    commit = True
 
 
 class UnauthorizedClient(OAuthError):

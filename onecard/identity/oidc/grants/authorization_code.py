@@ -15,7 +15,7 @@ from onecard.core import clock
 from onecard.core.audit import Actor, record
 from onecard.identity.actions import IdentityAction
 from onecard.identity.models import Person, SubjectStatus
-from onecard.identity.oidc.errors import InvalidGrant, InvalidRequest
+from onecard.identity.oidc.errors import InvalidGrant, InvalidRequest, ReuseDetected
 from onecard.identity.oidc.grants import revoke_grant
 from onecard.identity.oidc.grants.issue import issue_for_grant
 from onecard.identity.oidc.grants.response import TokenResponse
@@ -23,12 +23,6 @@ from onecard.identity.oidc.models import AuthorizationCode, Client, Grant, SsoSe
 from onecard.identity.oidc.pkce import check_verifier
 from onecard.identity.oidc.provider import Provider
 from onecard.identity.oidc.tokens import token_hash
-
-
-class CodeReused(InvalidGrant):
-    """invalid_grant whose revocation must still commit."""
-
-    commit = True
 
 
 @dataclass(frozen=True)
@@ -53,7 +47,7 @@ def exchange_code(
     if code.used_at is not None:
         if code.grant_id is not None:
             revoke_grant(session, code.grant_id, reason="code_reuse", actor=Actor.system())
-        raise CodeReused("the code was already used; the tokens issued from it are revoked")
+        raise ReuseDetected("the code was already used; the tokens issued from it are revoked")
     now = clock.now()
     if code.expires_at <= now:
         raise InvalidGrant("the code has expired")

@@ -15,19 +15,13 @@ from onecard.core import clock
 from onecard.core.audit import Actor, record
 from onecard.identity.actions import IdentityAction
 from onecard.identity.models import Person, SubjectStatus
-from onecard.identity.oidc.errors import InvalidGrant, InvalidRequest, InvalidScope
+from onecard.identity.oidc.errors import InvalidGrant, InvalidRequest, InvalidScope, ReuseDetected
 from onecard.identity.oidc.grants import revoke_grant
 from onecard.identity.oidc.grants.issue import issue_for_grant
 from onecard.identity.oidc.grants.response import TokenResponse
 from onecard.identity.oidc.models import Client, Grant, RefreshToken, SsoSession
 from onecard.identity.oidc.provider import Provider
 from onecard.identity.oidc.tokens import token_hash
-
-
-class RefreshReused(InvalidGrant):
-    """invalid_grant whose family revocation must still commit."""
-
-    commit = True
 
 
 @dataclass(frozen=True)
@@ -57,7 +51,7 @@ def refresh(
         raise InvalidGrant("the refresh token was revoked")
     if row.used_at is not None:
         revoke_grant(session, grant.id, reason="refresh_token_reuse", actor=Actor.system())
-        raise RefreshReused("the refresh token was already used; its family is revoked")
+        raise ReuseDetected("the refresh token was already used; its family is revoked")
     if row.expires_at <= now:
         raise InvalidGrant("the refresh token has expired")
     person = session.get(Person, grant.person_id)
