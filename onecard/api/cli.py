@@ -129,10 +129,10 @@ def _person_view(person: Person) -> dict:
 
 @app.command()
 def init() -> None:
-    """Prepare the service without starting it: master key, migrations, signing keys."""
+    """Prepare the service without starting it: master key, migrations, signing keys, CA."""
     prepared = prepare(get_settings())
     prepared.runtime.close()
-    console.print("ready: database migrated, signing keys in place")
+    console.print("ready: database migrated, signing keys and the CA hierarchy in place")
     if prepared.needs_admin:
         _print_bootstrap(prepared.bootstrap_token, get_settings().public_url or None)
 
@@ -797,3 +797,9 @@ def client_enable(client_id: str) -> None:
     with _session() as (_, session):
         set_status(session, get_client(session, client_id), ClientStatus.ACTIVE, actor=_actor())
     console.print(f"enabled {client_id}")
+
+
+# The CA's commands live in their own module, which borrows this one's helpers.
+from onecard.api.cli_ca import ca_app  # noqa: E402
+
+app.add_typer(ca_app, name="ca")

@@ -15,9 +15,12 @@ from fastapi import FastAPI
 from onecard import __version__
 from onecard.api import docs, pages, problems
 from onecard.api.middleware import Observability, SecurityHeaders
+from onecard.api.ocsp_lane import OcspFastLane
 from onecard.api.routers import (
     audit,
     auth,
+    ca,
+    certificates,
     clients,
     enterprises,
     health,
@@ -63,12 +66,15 @@ def create_app(runtime: Runtime | None) -> FastAPI:
         me.router,
         staff.router,
         enterprises.router,
+        certificates.router,
+        ca.router,
         audit.router,
     ):
         app.include_router(router)
     # Outermost last: security headers wrap metrics, which wrap the last-resort error handler,
-    # which wraps the token endpoint's fast lane.
+    # which wraps the fast lanes of the token endpoint and the OCSP responder.
     app.add_middleware(TokenFastLane, provider=runtime.provider if runtime else None)
+    app.add_middleware(OcspFastLane, responder=runtime.ocsp if runtime else None)
     app.add_middleware(problems.UnexpectedErrors)
     app.add_middleware(Observability)
     https = runtime is not None and runtime.settings.public_url.startswith("https://")

@@ -1,7 +1,7 @@
 """The long-lived services a process needs, built once from settings.
 
 :func:`prepare` is the start-up sequence of the embedded default (master key, migrations,
-signing keys, first-administrator bootstrap code). Workers only :func:`build_runtime`: the
+signing keys, the CA hierarchy, first-administrator bootstrap code). Workers only :func:`build_runtime`: the
 schema and keys already exist by then, and a worker must never race another to create them.
 """
 
@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from onecard.ca import background  # noqa: F401  (registers its jobs and its status listener)
+from onecard.ca.hierarchy import ensure_hierarchy
+from onecard.ca.ocsp import OcspResponder
+from onecard.ca.service import CertificateAuthority
 from onecard.core.audit import Actor
 from onecard.core.db import Database, startup_lock
 from onecard.core.keyring import Keyring
@@ -29,6 +33,8 @@ class Runtime:
     keyring: Keyring
     hasher: PasswordHasher
     provider: Provider
+    ca: CertificateAuthority
+    ocsp: OcspResponder
 
     def close(self) -> None:
         self.database.dispose()
@@ -41,14 +47,19 @@ def build_runtime(
     create = create_master_key and settings.env != "production"
     sealer = Sealer(load_master_key(settings, create=create))
     keyring = Keyring(sealer, retirement=timedelta(seconds=settings.key_retirement_seconds))
+    database = database or Database(
+        settings.effective_database_url, pool_size=settings.db_pool_size
+    )
+    ca = CertificateAuthority(sealer, settings)
     return Runtime(
         settings=settings,
-        database=database
-        or Database(settings.effective_database_url, pool_size=settings.db_pool_size),
+        database=database,
         sealer=sealer,
         keyring=keyring,
         hasher=PasswordHasher.from_settings(settings),
         provider=Provider.from_settings(settings, sealer, keyring),
+        ca=ca,
+        ocsp=OcspResponder(database, ca),
     )
 
 
@@ -66,6 +77,7 @@ def prepare(settings: Settings) -> Prepared:
     with runtime.database.session() as session:
         startup_lock(session.connection())
         runtime.keyring.ensure_keys(session, Actor.system())
+        ensure_hierarchy(session, runtime.ca, Actor.system())
         needs_admin = not admin_exists(session)
         token = offer_bootstrap_token(session) if needs_admin else None
     return Prepared(runtime, needs_admin, token)

@@ -7,8 +7,12 @@ import uuid
 from datetime import date, datetime
 from typing import Generic, Literal, Self, TypeVar
 
+from cryptography import x509
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from onecard.ca.certificates import CaUrls
+from onecard.ca.models import Authority, Certificate, DnsAllowance
+from onecard.ca.profiles import ProfileName
 from onecard.core.audit import AuditEvent
 from onecard.core.masking import mask_email, mask_phone
 from onecard.identity.models import (
@@ -395,3 +399,147 @@ class ConsentOut(BaseModel):
     claims: list[str]
     granted_at: AwareDatetime
     updated_at: AwareDatetime
+
+
+# -- certificate authority ----------------------------------------------------------------
+
+
+class AuthorityOut(BaseModel):
+    name: str
+    kind: str
+    status: str
+    subject: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    certificate_url: str
+    crl_url: str
+    key_online: bool = Field(description="False once the root key is in offline custody.")
+
+    @classmethod
+    def of(cls, authority: Authority, certificate: x509.Certificate, urls: CaUrls) -> Self:
+        return cls(
+            name=authority.name,
+            kind=authority.kind,
+            status=authority.status,
+            subject=certificate.subject.rfc4514_string(),
+            serial=format(certificate.serial_number, "x"),
+            not_before=certificate.not_valid_before_utc,
+            not_after=certificate.not_valid_after_utc,
+            certificate_url=urls.certificate(authority.name),
+            crl_url=urls.crl(authority.name),
+            key_online=authority.private_key is not None,
+        )
+
+
+ProfileField = Field(
+    description="citizen-auth, citizen-sign, enterprise-sign or service-tls",
+    examples=["citizen-auth"],
+)
+CsrField = Field(
+    min_length=1,
+    max_length=20_000,
+    description="A PKCS#10 request in PEM, or its DER in base64. Only its public key is used.",
+)
+
+
+class CertificateRequest(Body):
+    profile: ProfileName = ProfileField
+    csr: str = CsrField
+
+
+class GeneratedKeyRequest(Body):
+    """Server-side key generation: the key comes back once, in a PKCS#12 file."""
+
+    profile: ProfileName = ProfileField
+    passphrase: str = Field(min_length=12, max_length=256)
+
+
+class OfficerCertificateRequest(Body):
+    """A CA officer's issuance: name exactly one subject (a person, an enterprise, or DNS
+    names for a service)."""
+
+    profile: ProfileName = ProfileField
+    csr: str = CsrField
+    person_id: uuid.UUID | None = None
+    enterprise_id: uuid.UUID | None = None
+    dns_names: list[str] | None = Field(None, max_length=100)
+
+
+class RevocationRequest(Body):
+    reason: str = Field(
+        "unspecified",
+        max_length=32,
+        description="unspecified, keyCompromise, superseded, cessationOfOperation; CA officers "
+        "also affiliationChanged and privilegeWithdrawn.",
+    )
+
+
+class CertificateOut(BaseModel):
+    serial: str
+    profile: str
+    status: str
+    subject: str
+    subject_kind: str
+    person_id: uuid.UUID | None
+    enterprise_id: uuid.UUID | None
+    authority: str
+    dns_names: list[str]
+    not_before: datetime
+    not_after: datetime
+    revoked_at: datetime | None
+    revocation_reason: str | None
+    created_at: datetime
+    links: dict[str, str]
+
+    @classmethod
+    def of(cls, certificate: Certificate, authority_name: str) -> Self:
+        parsed = x509.load_der_x509_certificate(certificate.der)
+        try:
+            san = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            dns_names = san.get_values_for_type(x509.DNSName)
+        except x509.ExtensionNotFound:
+            dns_names = []
+        base = f"/v1/certificates/{certificate.serial}"
+        return cls(
+            serial=certificate.serial,
+            profile=certificate.profile,
+            status=certificate.status,
+            subject=certificate.subject_dn,
+            subject_kind=certificate.subject_kind,
+            person_id=certificate.person_id,
+            enterprise_id=certificate.enterprise_id,
+            authority=authority_name,
+            dns_names=dns_names,
+            not_before=certificate.not_before,
+            not_after=certificate.not_after,
+            revoked_at=certificate.revoked_at,
+            revocation_reason=certificate.revocation_reason,
+            created_at=certificate.created_at,
+            links={
+                "self": base,
+                "pem": f"{base}/download?format=pem",
+                "der": f"{base}/download?format=der",
+                "chain": f"{base}/download?format=chain",
+            },
+        )
+
+
+class DnsAllowanceIn(Body):
+    pattern: str = Field(max_length=260, examples=["portal.gov.example", "*.gov.example"])
+
+
+class DnsAllowanceOut(BaseModel):
+    id: uuid.UUID
+    pattern: str
+    created_by: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, allowance: DnsAllowance) -> Self:
+        return cls(
+            id=allowance.id,
+            pattern=allowance.pattern,
+            created_by=allowance.created_by,
+            created_at=allowance.created_at,
+        )

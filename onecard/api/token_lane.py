@@ -114,7 +114,7 @@ class TokenFastLane:
         if content_type != b"application/x-www-form-urlencoded":
             await self.app(scope, receive, send)
             return
-        body, replay = await _read_body(receive)
+        body, replay = await read_body(receive)
         response = self._answer(body, headers.get(b"authorization", b""))
         if response is None:
             await self.app(scope, replay, send)
@@ -137,7 +137,7 @@ class TokenFastLane:
         return cached_client_credentials(self.provider, form, credentials)
 
 
-async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:
+async def read_body(receive: Receive) -> tuple[bytes | None, Receive]:
     """The whole body (None when too large or cut off) and a ``receive`` that replays it."""
     chunks: list[bytes] = []
     size = 0

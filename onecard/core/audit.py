@@ -63,6 +63,11 @@ class Actor:
     def person(cls, person_id: uuid.UUID) -> Actor:
         return cls("person", str(person_id))
 
+    @property
+    def label(self) -> str:
+        """``kind:id`` (or the kind alone), for records that name who acted."""
+        return f"{self.kind}:{self.id}" if self.id else self.kind
+
 
 class AuditHead(SQLModel, table=True):
     """One row (id = 1, created by the first migration) holding the chain's latest link."""

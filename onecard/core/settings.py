@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     authorization_code_ttl_seconds: int = Field(
         60, ge=10, le=600, description="Lifetime of an authorization code (single use)."
     )
+    ca_organization: str = Field(
+        "Onecard City Trust Service",
+        min_length=1,
+        max_length=40,
+        description="Organisation named in the CA certificates (and in service TLS subjects).",
+    )
     worker_in_process: bool = Field(
         True, description="Run the background job loop inside each web worker."
     )

@@ -185,6 +185,7 @@ def change_status(
     transition = lifecycle.plan(enterprise, change, reason, kind="enterprise")
     lifecycle.apply(enterprise, transition)
     session.add(enterprise)
+    lifecycle.notify(session, "enterprise", enterprise.id, transition, actor)
     record(
         session,
         _AUDIT_ACTIONS[change],

@@ -380,6 +380,7 @@ def change_status(
         revoke_person_tokens(session, person.id)
     if transition.target == SubjectStatus.CLOSED:
         staff.withdraw_all_roles(session, person.id, actor=actor)
+    lifecycle.notify(session, "person", person.id, transition, actor)
     record(
         session,
         _AUDIT_ACTIONS[change],

@@ -1,0 +1,288 @@
+"""Issuing certificates: who a certificate is for, whether they may have it, and the signing.
+
+The flow, all in the caller's transaction: decide the subject from the verified identity
+(:func:`person_subject`, :func:`enterprise_subject`, :func:`service_subject`), check the
+profile's policy (subject kind, status, assurance level, DNS allow-list), bind the public key to
+that subject (one key never stands for two subjects), sign with the profile's active
+authority, store the record with its pre-signed OCSP answer, and audit. A failure at any step
+raises before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from onecard.ca import keys
+from onecard.ca.actions import CaAction
+from onecard.ca.certificates import (
+    BACKDATE,
+    MAX_COMMON_NAME,
+    MAX_ORGANIZATION,
+    LeafRequest,
+    build_leaf,
+    new_serial,
+    serial_hex,
+)
+from onecard.ca.csr import CheckedCsr, CsrRejected
+from onecard.ca.dns import check_allowed, normalise_dns_name
+from onecard.ca.models import Authority, Certificate, CertifiedKey, SubjectKind
+from onecard.ca.ocsp import presign
+from onecard.ca.profiles import Profile
+from onecard.ca.service import CertificateAuthority, active_authority
+from onecard.core import clock
+from onecard.core.audit import Actor, record
+from onecard.core.errors import Conflict, Forbidden, InvalidInput, InvalidState, NotFound
+from onecard.identity.models import Enterprise, Person, SubjectStatus
+
+MIN_PKCS12_PASSPHRASE = keys.MIN_PASSPHRASE_LENGTH
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who a certificate is for, as the verified records say."""
+
+    kind: SubjectKind
+    name: x509.Name
+    binding: str  # the key-binding identity: "person:<id>", "enterprise:<id>", "service:<h>"
+    level: int  # the assurance level standing behind the subject
+    person_id: uuid.UUID | None = None
+    enterprise_id: uuid.UUID | None = None
+    dns_names: tuple[str, ...] = ()
+
+
+def _bounded(value: str, limit: int, what: str) -> str:
+    if len(value) > limit:
+        raise InvalidInput(
+            f"the {what} has more than {limit} characters and cannot go in a certificate",
+            code="name_too_long",
+        )
+    return value
+
+
+def person_subject(session: Session, person_id: uuid.UUID) -> Subject:
+    person = session.get(Person, person_id)
+    if person is None:
+        raise NotFound("no such person", code="person_not_found")
+    _require_active(person.status, "person")
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.COMMON_NAME, _bounded(person.name, MAX_COMMON_NAME, "name")),
+            # A pseudonymous, stable reference: never the identity number.
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, str(person.id)),
+        ]
+    )
+    return Subject(
+        SubjectKind.PERSON, name, f"person:{person.id}", person.assurance_level, person.id
+    )
+
+
+def enterprise_subject(session: Session, enterprise_id: uuid.UUID) -> Subject:
+    enterprise = session.get(Enterprise, enterprise_id)
+    if enterprise is None:
+        raise NotFound("no such enterprise", code="enterprise_not_found")
+    _require_active(enterprise.status, "enterprise")
+    representative = session.get(Person, enterprise.legal_representative_id)
+    if representative is None or representative.status != SubjectStatus.ACTIVE:
+        raise InvalidState(
+            "the enterprise's legal representative is not active",
+            code="legal_representative_inactive",
+        )
+    organization = _bounded(enterprise.name, MAX_ORGANIZATION, "enterprise name")
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            # ETSI EN 319 412-1 §5.1.4: "NTR" (national trade register) + country + identifier.
+            x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, f"NTRCN-{enterprise.credit_code}"),
+            x509.NameAttribute(NameOID.COMMON_NAME, organization),
+        ]
+    )
+    return Subject(
+        SubjectKind.ENTERPRISE,
+        name,
+        f"enterprise:{enterprise.id}",
+        representative.assurance_level,
+        enterprise_id=enterprise.id,
+    )
+
+
+def service_subject(
+    session: Session, organization: str, dns_names: list[str] | tuple[str, ...]
+) -> Subject:
+    names = tuple(dict.fromkeys(normalise_dns_name(n) for n in dns_names))
+    if not names:
+        raise InvalidInput(
+            "a TLS certificate needs at least one DNS name", code="dns_names_missing"
+        )
+    if len(names) > 100:
+        raise InvalidInput("at most 100 DNS names", code="dns_names_too_many")
+    check_allowed(session, names)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, _bounded(names[0], MAX_COMMON_NAME, "name")),
+        ]
+    )
+    digest = hashlib.sha256(",".join(sorted(names)).encode()).hexdigest()
+    # Service certificates are requested by staff at level 2 (the route requires it).
+    return Subject(SubjectKind.SERVICE, name, f"service:{digest}", 2, dns_names=names)
+
+
+def _require_active(status: str, what: str) -> None:
+    if status != SubjectStatus.ACTIVE:
+        raise InvalidState(
+            f"the {what} is {status}: no certificate can be issued", code=f"{what}_not_active"
+        )
+
+
+def check_eligible(profile: Profile, subject: Subject, csr: CheckedCsr) -> None:
+    if subject.kind != profile.subject:
+        raise InvalidInput(
+            f"the {profile.name} profile is for a {profile.subject}, not a {subject.kind}",
+            code="profile_subject_mismatch",
+        )
+    if subject.level < profile.min_level:
+        raise Forbidden(
+            f"the {profile.name} profile needs assurance level {profile.min_level}",
+            code="assurance_level_too_low",
+        )
+    extra = set(csr.dns_names) - set(subject.dns_names)
+    if extra:
+        raise CsrRejected(
+            "the request asks for names that are not being certified: " + ", ".join(sorted(extra)),
+            code="csr_names_not_allowed",
+        )
+
+
+def bind_key(session: Session, spki_sha256: bytes, binding: str) -> None:
+    """Record that this key stands for ``binding``; refuse it for anyone else. The primary
+    key decides under races: of two subjects racing for one key, one insert wins."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.exec(  # type: ignore[call-overload]
+        insert(CertifiedKey)
+        .values(spki_sha256=spki_sha256, subject=binding, created_at=clock.now())
+        .on_conflict_do_nothing(index_elements=["spki_sha256"])
+    )
+    owner = session.exec(
+        select(CertifiedKey.subject).where(CertifiedKey.spki_sha256 == spki_sha256)
+    ).one()
+    if owner != binding:
+        raise Conflict(
+            "this public key is already certified for another subject", code="key_already_certified"
+        )
+
+
+def issue(
+    session: Session,
+    ca: CertificateAuthority,
+    *,
+    profile: Profile,
+    subject: Subject,
+    csr: CheckedCsr,
+    actor: Actor,
+) -> Certificate:
+    check_eligible(profile, subject, csr)
+    authority = active_authority(session, profile.authority)
+    issuer = ca.issuer(authority)
+    bind_key(session, csr.spki_sha256, subject.binding)
+    not_before = clock.now() - BACKDATE
+    not_after = min(not_before + profile.validity, issuer.certificate.not_valid_after_utc)
+    request = LeafRequest(
+        profile=profile,
+        subject=subject.name,
+        public_key=csr.public_key,
+        dns_names=subject.dns_names,
+        not_before=not_before,
+        not_after=not_after,
+        serial=new_serial(),
+    )
+    signed = build_leaf(
+        request,
+        issuer=issuer.certificate,
+        issuer_name=issuer.name,
+        issuer_key=issuer.key,
+        urls=ca.urls,
+    )
+    subject_dn = signed.subject.rfc4514_string()
+    certificate = Certificate(
+        serial=serial_hex(request.serial),
+        authority_id=authority.id,
+        profile=profile.name,
+        subject_kind=subject.kind,
+        person_id=subject.person_id,
+        enterprise_id=subject.enterprise_id,
+        subject_dn=subject_dn[:500],
+        search_text=" ".join([subject_dn, *subject.dns_names]).lower()[:2000],
+        spki_sha256=csr.spki_sha256,
+        der=signed.public_bytes(serialization.Encoding.DER),
+        not_before=not_before,
+        not_after=not_after,
+        issued_by=actor.label,
+        created_at=clock.now(),
+    )
+    session.add(certificate)
+    session.flush()
+    presign(session, ca, authority, [certificate])
+    record(
+        session,
+        CaAction.CERTIFICATE_ISSUE,
+        actor=actor,
+        subject=("ca_certificate", certificate.serial),
+        person_id=subject.person_id,
+        data={
+            "profile": profile.name,
+            "authority": authority.name,
+            "key": csr.key_description,
+            "not_after": not_after.isoformat(),
+        },
+    )
+    return certificate
+
+
+def generated_key_request() -> tuple[keys.CaPrivateKey, CheckedCsr]:
+    """A fresh P-256 key made here, for citizens without their own tooling."""
+    key = keys.generate("P-256")
+    public_key = key.public_key()
+    spki = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return key, CheckedCsr(public_key=public_key, spki_der=spki, dns_names=())
+
+
+def pkcs12_bundle(
+    ca: CertificateAuthority,
+    session: Session,
+    certificate: Certificate,
+    key: keys.CaPrivateKey,
+    passphrase: str,
+) -> bytes:
+    """The key, its certificate and the issuing CA's, under the citizen's passphrase
+    (PBES2 AES-256-CBC, HMAC-SHA256). The key is not kept anywhere."""
+    secret = keys.check_passphrase(passphrase)
+    authority = session.get_one(Authority, certificate.authority_id)
+    encryption = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(200_000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(secret)
+    )
+    return pkcs12.serialize_key_and_certificates(
+        name=b"onecard",
+        key=key,
+        cert=x509.load_der_x509_certificate(certificate.der),
+        cas=[ca.certificate(authority)],
+        encryption_algorithm=encryption,
+    )

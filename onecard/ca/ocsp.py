@@ -1,0 +1,363 @@
+"""The OCSP responder (RFC 6960, nonces per RFC 9654), answering from pre-signed responses.
+
+Every certificate has a pre-signed answer (SHA-1 CertID, no nonce) in ``ca_ocsp_response``,
+made at issuance, re-signed at once when it is revoked (the revocation job) and before it
+expires (maintenance). Each worker keeps the answers it has served in memory, keyed by
+authority and serial, and re-reads the authorities' revision at most every second: a
+revocation bumps it, so a worker drops that authority's cached answers within a second.
+
+Requests that carry a nonce, or name the issuer with another hash than SHA-1, are signed on
+demand by the authority's delegated responder (status from the database). A serial the
+authority never issued is ``unknown``; an issuer we do not operate gets ``unauthorized``;
+anything that does not parse, or a nonce outside 1 to 128 octets, gets ``malformedRequest``.
+
+:meth:`OcspResponder.cached` answers from memory only (no I/O), so the HTTP layer can call it
+on the event loop and fall back to :meth:`OcspResponder.answer` in a thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from onecard.ca.models import Authority, Certificate, CertificateStatus, OcspResponse
+from onecard.ca.revocation import RevocationReason
+from onecard.ca.service import CertificateAuthority
+from onecard.core import clock
+from onecard.core.db import Database
+
+MAX_REQUEST_BYTES = 10 * 1024
+MAX_NONCE_BYTES = 128
+RESPONSE_LIFETIME = timedelta(days=4)
+# Re-signed once this much of its life has passed (the CA/B Forum asks for half).
+RESPONSE_REFRESH_AFTER = timedelta(days=2)
+UNKNOWN_LIFETIME = timedelta(hours=1)
+_RECHECK_SECONDS = 1.0
+_MEMORY_LIMIT = 200_000
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+MALFORMED = ocsp.OCSPResponseBuilder.build_unsuccessful(
+    ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+).public_bytes(serialization.Encoding.DER)
+UNAUTHORIZED = ocsp.OCSPResponseBuilder.build_unsuccessful(
+    ocsp.OCSPResponseStatus.UNAUTHORIZED
+).public_bytes(serialization.Encoding.DER)
+INTERNAL_ERROR = ocsp.OCSPResponseBuilder.build_unsuccessful(
+    ocsp.OCSPResponseStatus.INTERNAL_ERROR
+).public_bytes(serialization.Encoding.DER)
+
+
+class MalformedRequest(ValueError):
+    """The request cannot be answered (RFC 6960 ``malformedRequest``)."""
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    hash_name: str
+    issuer_name_hash: bytes
+    issuer_key_hash: bytes
+    serial: int
+    nonce: bytes | None
+
+
+def parse_request(der: bytes) -> ParsedRequest:
+    if not der or len(der) > MAX_REQUEST_BYTES:
+        raise MalformedRequest("empty or oversized request")
+    try:
+        request = ocsp.load_der_ocsp_request(der)
+        hash_name = request.hash_algorithm.name
+        extensions = request.extensions
+    except Exception as exc:  # the parser raises several types for hostile input
+        raise MalformedRequest("not a single-certificate OCSP request") from exc
+    if hash_name not in _HASHES:
+        raise MalformedRequest(f"unsupported CertID hash {hash_name}")
+    nonce = None
+    for extension in extensions:
+        if isinstance(extension.value, x509.OCSPNonce):
+            nonce = extension.value.nonce
+            if not 1 <= len(nonce) <= MAX_NONCE_BYTES:
+                raise MalformedRequest("nonce length outside 1..128 octets")
+    return ParsedRequest(
+        hash_name,
+        request.issuer_name_hash,
+        request.issuer_key_hash,
+        request.serial_number,
+        nonce,
+    )
+
+
+@dataclass(frozen=True)
+class Responder:
+    """One authority as the responder sees it: how requests name it, and who signs."""
+
+    authority_id: uuid.UUID
+    revision: int
+    issuer_name_hashes: dict[str, bytes]
+    issuer_key_hashes: dict[str, bytes]
+    certificate: x509.Certificate  # the delegated responder's
+    key: ec.EllipticCurvePrivateKey
+
+    @classmethod
+    def of(cls, ca: CertificateAuthority, authority: Authority) -> Responder:
+        issuer = ca.certificate(authority)
+        name_der = issuer.subject.public_bytes()
+        key_bits = issuer.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        assert authority.ocsp_certificate is not None
+        return cls(
+            authority.id,
+            authority.revision,
+            {name: _digest(alg, name_der) for name, alg in _HASHES.items()},
+            {name: _digest(alg, key_bits) for name, alg in _HASHES.items()},
+            x509.load_der_x509_certificate(authority.ocsp_certificate),
+            ca.private_key(authority, "ocsp_private_key"),
+        )
+
+    def matches(self, request: ParsedRequest) -> bool:
+        return (
+            self.issuer_key_hashes[request.hash_name] == request.issuer_key_hash
+            and self.issuer_name_hashes[request.hash_name] == request.issuer_name_hash
+        )
+
+
+def _digest(algorithm: type[hashes.HashAlgorithm], data: bytes) -> bytes:
+    digest = hashes.Hash(algorithm())
+    digest.update(data)
+    return digest.finalize()
+
+
+@dataclass(frozen=True)
+class CertificateState:
+    status: str  # "good", "revoked" or "unknown"
+    revoked_at: datetime | None = None
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, certificate: Certificate | None) -> CertificateState:
+        if certificate is None:
+            return cls("unknown")
+        if certificate.status == CertificateStatus.REVOKED:
+            return cls("revoked", certificate.revoked_at, certificate.revocation_reason)
+        return cls("good")
+
+
+_STATUSES = {
+    "good": ocsp.OCSPCertStatus.GOOD,
+    "revoked": ocsp.OCSPCertStatus.REVOKED,
+    "unknown": ocsp.OCSPCertStatus.UNKNOWN,
+}
+
+
+def sign_response(
+    responder: Responder,
+    request: ParsedRequest,
+    state: CertificateState,
+    now: datetime,
+) -> tuple[bytes, datetime]:
+    """Sign one answer; returns its DER and its nextUpdate."""
+    lifetime = UNKNOWN_LIFETIME if state.status == "unknown" else RESPONSE_LIFETIME
+    next_update = now + lifetime
+    reason = None
+    if state.reason and state.reason != RevocationReason.UNSPECIFIED:
+        reason = RevocationReason(state.reason).flag
+    builder = (
+        ocsp.OCSPResponseBuilder()
+        .add_response_by_hash(
+            issuer_name_hash=request.issuer_name_hash,
+            issuer_key_hash=request.issuer_key_hash,
+            serial_number=request.serial,
+            algorithm=_HASHES[request.hash_name](),
+            cert_status=_STATUSES[state.status],
+            this_update=now,
+            next_update=next_update,
+            revocation_time=state.revoked_at,
+            revocation_reason=reason,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, responder.certificate)
+        .certificates([responder.certificate])
+    )
+    if request.nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(request.nonce), critical=False)
+    response = builder.sign(responder.key, hashes.SHA256())
+    return response.public_bytes(serialization.Encoding.DER), next_update
+
+
+def presign(
+    session: Session,
+    ca: CertificateAuthority,
+    authority: Authority,
+    certificates: list[Certificate],
+) -> int:
+    """Sign and store the nonce-less SHA-1 answer of each certificate (one statement)."""
+    if not certificates:
+        return 0
+    responder = Responder.of(ca, authority)
+    now = clock.now()
+    rows = []
+    for certificate in certificates:
+        request = ParsedRequest(
+            "sha1",
+            responder.issuer_name_hashes["sha1"],
+            responder.issuer_key_hashes["sha1"],
+            int(certificate.serial, 16),
+            None,
+        )
+        der, next_update = sign_response(responder, request, CertificateState.of(certificate), now)
+        rows.append(
+            {
+                "certificate_id": certificate.id,
+                "der": der,
+                "produced_at": now,
+                "next_update": next_update,
+            }
+        )
+    _upsert(session, rows)
+    return len(rows)
+
+
+def _upsert(session: Session, rows: list[dict]) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(OcspResponse).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=["certificate_id"],
+        set_={
+            "der": statement.excluded.der,
+            "produced_at": statement.excluded.produced_at,
+            "next_update": statement.excluded.next_update,
+        },
+    )
+    session.exec(statement)  # type: ignore[call-overload]
+
+
+class OcspResponder:
+    """Answers OCSP requests for every authority; one per process, shared by its threads."""
+
+    def __init__(self, database: Database, ca: CertificateAuthority) -> None:
+        self._database = database
+        self._ca = ca
+        self._lock = threading.Lock()
+        self._responders: list[Responder] = []
+        self._checked_at = float("-inf")
+        # (authority id, hash name, serial) -> (DER, monotonic deadline)
+        self._answers: dict[tuple[uuid.UUID, str, int], tuple[bytes, float]] = {}
+
+    # -- the fast path (memory only) ------------------------------------------------------
+
+    def cached(self, der: bytes) -> bytes | None:
+        """The answer from memory, or None when the slow path must run (in a thread)."""
+        if time.monotonic() - self._checked_at > _RECHECK_SECONDS:
+            return None
+        try:
+            request = parse_request(der)
+        except MalformedRequest:
+            return MALFORMED
+        if request.nonce is not None:
+            return None
+        responder = self._responder_for(request)
+        if responder is None:
+            return UNAUTHORIZED
+        hit = self._answers.get((responder.authority_id, request.hash_name, request.serial))
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
+    # -- the slow path --------------------------------------------------------------------
+
+    def answer(self, der: bytes) -> bytes:
+        try:
+            request = parse_request(der)
+        except MalformedRequest:
+            return MALFORMED
+        self._refresh_responders()
+        responder = self._responder_for(request)
+        if responder is None:
+            return UNAUTHORIZED
+        key = (responder.authority_id, request.hash_name, request.serial)
+        if request.nonce is None:
+            hit = self._answers.get(key)
+            if hit is not None and hit[1] >= time.monotonic():
+                return hit[0]
+        with self._database.session() as session:
+            certificate = session.exec(
+                select(Certificate).where(
+                    Certificate.serial == format(request.serial, "x"),
+                    Certificate.authority_id == responder.authority_id,
+                )
+            ).one_or_none()
+            stored = None
+            if certificate is not None and request.nonce is None and request.hash_name == "sha1":
+                stored = session.get(OcspResponse, certificate.id)
+            now = clock.now()
+            if stored is not None and now - stored.produced_at < RESPONSE_REFRESH_AFTER:
+                der_out, next_update = stored.der, stored.next_update
+            else:
+                state = CertificateState.of(certificate)
+                der_out, next_update = sign_response(responder, request, state, now)
+        if request.nonce is None:
+            self._remember(key, der_out, next_update, certificate is None)
+        return der_out
+
+    def forget_all(self) -> None:
+        with self._lock:
+            self._answers.clear()
+            self._checked_at = float("-inf")
+
+    def _remember(
+        self, key: tuple[uuid.UUID, str, int], der: bytes, next_update: datetime, unknown: bool
+    ) -> None:
+        # Serve from memory until well before nextUpdate; an unknown serial is re-checked
+        # soon, since it may be issued after all.
+        seconds = (next_update - clock.now()).total_seconds() / 2
+        seconds = min(seconds, 5.0) if unknown else seconds
+        with self._lock:
+            if len(self._answers) >= _MEMORY_LIMIT:
+                self._answers.clear()
+            self._answers[key] = (der, time.monotonic() + seconds)
+
+    def _responder_for(self, request: ParsedRequest) -> Responder | None:
+        for responder in self._responders:
+            if responder.matches(request):
+                return responder
+        return None
+
+    def _refresh_responders(self) -> None:
+        if time.monotonic() - self._checked_at <= _RECHECK_SECONDS:
+            return
+        with self._database.session() as session:
+            revisions = dict(session.exec(select(Authority.id, Authority.revision)).all())
+            known = {r.authority_id: r for r in self._responders}
+            changed = {
+                i for i, rev in revisions.items() if i not in known or known[i].revision != rev
+            }
+            fresh = [
+                r
+                for r in self._responders
+                if r.authority_id in revisions and r.authority_id not in changed
+            ]
+            if changed:
+                for authority in session.exec(select(Authority).where(Authority.id.in_(changed))):
+                    if authority.ocsp_certificate is not None:
+                        self._ca.forget(authority.id)
+                        fresh.append(Responder.of(self._ca, authority))
+        with self._lock:
+            if changed:
+                self._answers = {k: v for k, v in self._answers.items() if k[0] not in changed}
+            self._responders = fresh
+            self._checked_at = time.monotonic()

@@ -1,0 +1,110 @@
+"""The certificate authority as a service: its configuration and the authorities it holds.
+
+:class:`CertificateAuthority` is built once per process (it lives on the runtime). It caches
+the authorities' parsed certificates and opened private keys, keyed by authority id: a
+certificate never changes, and a key only ever disappears (the root's, for offline custody),
+so the cache needs no expiry, only :meth:`forget` when that happens. Which authority is active
+is always read from the database inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlmodel import Session, select
+
+from onecard.ca import keys
+from onecard.ca.certificates import CaUrls
+from onecard.ca.models import Authority, AuthorityKind, AuthorityStatus
+from onecard.core.errors import InvalidState, NotFound
+from onecard.core.sealing import Sealer
+from onecard.core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """An authority ready to sign: its row's identity, certificate and private key."""
+
+    id: uuid.UUID
+    name: str
+    kind: AuthorityKind
+    certificate: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+
+class CertificateAuthority:
+    def __init__(self, sealer: Sealer, settings: Settings) -> None:
+        self.sealer = sealer
+        self.urls = CaUrls(settings.issuer)
+        self.organization = settings.ca_organization
+        self._certificates: dict[uuid.UUID, x509.Certificate] = {}
+        self._keys: dict[tuple[uuid.UUID, keys.Column], ec.EllipticCurvePrivateKey] = {}
+
+    # -- authorities -----------------------------------------------------------------------
+
+    def certificate(self, authority: Authority) -> x509.Certificate:
+        cached = self._certificates.get(authority.id)
+        if cached is None:
+            cached = x509.load_der_x509_certificate(authority.certificate)
+            self._certificates[authority.id] = cached
+        return cached
+
+    def private_key(
+        self, authority: Authority, column: keys.Column = "private_key"
+    ) -> ec.EllipticCurvePrivateKey:
+        cached = self._keys.get((authority.id, column))
+        if cached is not None:
+            return cached
+        sealed = getattr(authority, column)
+        if sealed is None:
+            raise InvalidState(
+                f"the {authority.name} authority's key is held offline; supply the exported key",
+                code="authority_key_offline",
+            )
+        key = keys.open_sealed(self.sealer, sealed, authority_id=authority.id, column=column)
+        self._keys[(authority.id, column)] = key
+        return key
+
+    def issuer(self, authority: Authority, key: ec.EllipticCurvePrivateKey | None = None) -> Issuer:
+        return Issuer(
+            authority.id,
+            authority.name,
+            AuthorityKind(authority.kind),
+            self.certificate(authority),
+            key or self.private_key(authority),
+        )
+
+    def forget(self, authority_id: uuid.UUID) -> None:
+        """Drop what is cached for an authority whose keys changed."""
+        self._certificates.pop(authority_id, None)
+        for column in ("private_key", "ocsp_private_key"):
+            self._keys.pop((authority_id, column), None)  # type: ignore[arg-type]
+
+
+def active_authority(session: Session, kind: AuthorityKind) -> Authority:
+    authority = session.exec(
+        select(Authority).where(Authority.kind == kind, Authority.status == AuthorityStatus.ACTIVE)
+    ).one_or_none()
+    if authority is None:
+        raise InvalidState(
+            f"no active {kind} authority: run `onecard ca init`", code="authority_missing"
+        )
+    return authority
+
+
+def get_authority(session: Session, name: str) -> Authority:
+    authority = session.exec(select(Authority).where(Authority.name == name)).one_or_none()
+    if authority is None:
+        raise NotFound(f"no authority named {name!r}", code="authority_not_found")
+    return authority
+
+
+def list_authorities(session: Session) -> list[Authority]:
+    return list(session.exec(select(Authority).order_by(Authority.created_at, Authority.name)))
+
+
+def root_authority(session: Session) -> Authority:
+    return active_authority(session, AuthorityKind.ROOT)
