@@ -114,11 +114,13 @@ def settings(tmp_path_factory: pytest.TempPathFactory, db: Database, master_key:
 @pytest.fixture(scope="session")
 def runtime(settings, db: Database):
     from onecard.api.runtime import build_runtime
+    from onecard.ca.hierarchy import ensure_hierarchy
     from onecard.core.audit import Actor
 
     built = build_runtime(settings, database=db)
     with db.session() as session:
         built.keyring.ensure_keys(session, Actor.system())
+        ensure_hierarchy(session, built.ca, Actor.system())
     return built
 
 
