@@ -31,7 +31,8 @@ def test_a_citizen_gets_a_certificate_for_themselves(client, citizen) -> None:
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["person_id"] == str(person.id)
-    assert body["status"] == "valid" and body["authority"] == "citizen-1"
+    assert body["status"] == "valid"
+    assert body["authority"] == "citizen-1"
     listed = client.get("/v1/me/certificates", headers=headers).json()["items"]
     assert [c["serial"] for c in listed] == [body["serial"]]
     pem = client.get(body["links"]["pem"], headers=headers)
@@ -116,7 +117,8 @@ def test_a_generated_key_comes_back_once_in_pkcs12(client, citizen) -> None:
     assert response.headers["content-type"] == "application/x-pkcs12"
     assert response.headers["cache-control"] == "no-store"
     bundle = pkcs12.load_pkcs12(response.content, b"twelve chars ok")
-    assert bundle.key is not None and bundle.cert is not None
+    assert bundle.key is not None
+    assert bundle.cert is not None
     short = client.post(
         "/v1/me/certificates/pkcs12",
         json={"profile": "citizen-auth", "passphrase": "short"},

@@ -29,7 +29,8 @@ def test_init_creates_a_p384_root_and_three_issuing_authorities_once(own_ca) -> 
     assert isinstance(root.public_key(), ec.EllipticCurvePublicKey)
     assert root.public_key().curve.name == "secp384r1"
     constraints = root.extensions.get_extension_for_class(x509.BasicConstraints)
-    assert constraints.critical and constraints.value.ca
+    assert constraints.critical
+    assert constraints.value.ca
     for name in ("citizen-1", "enterprise-1", "service-1"):
         authority = authorities[name]
         certificate = own_ca.ca.certificate(authority)

@@ -75,7 +75,8 @@ def test_the_subject_comes_from_the_identity_never_from_the_request(issue, new_p
 def test_signing_profile_uses_non_repudiation_and_document_signing(issue, new_person) -> None:
     leaf = parsed(issue(person_id=new_person(level=2), profile="citizen-sign"))
     usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
-    assert usage.content_commitment and not usage.digital_signature
+    assert usage.content_commitment
+    assert not usage.digital_signature
     eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(eku) == [DOCUMENT_SIGNING]
 
@@ -98,7 +99,8 @@ def test_enterprise_certificates_name_the_organisation_and_credit_code(
         "示例科技有限公司"
     )
     identifier = leaf.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER)[0].value
-    assert identifier.startswith("NTRCN-") and len(identifier) == 24
+    assert identifier.startswith("NTRCN-")
+    assert len(identifier) == 24
 
 
 def test_enterprise_signing_needs_a_level_2_representative(issue, new_enterprise) -> None:
@@ -212,5 +214,5 @@ def test_server_side_keys_come_back_once_as_pkcs12(runtime, new_person) -> None:
     loaded = pkcs12.load_pkcs12(bundle, b"a long passphrase")
     assert loaded.cert.certificate.public_key() == key.public_key()
     assert len(loaded.additional_certs) == 1
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Could not deserialize"):
         pkcs12.load_pkcs12(bundle, b"the wrong passphrase")
