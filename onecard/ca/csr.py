@@ -61,7 +61,7 @@ def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
         if raw.lstrip().startswith(b"-----BEGIN"):
             return x509.load_pem_x509_csr(raw.strip())
         return x509.load_der_x509_csr(raw)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm):
         raise CsrRejected(
             "the certificate request is not a PKCS#10 request in PEM or DER", code="csr_malformed"
         ) from None

@@ -128,3 +128,13 @@ def test_oversized_requests_are_refused_before_parsing() -> None:
 def test_random_bytes_never_escape_as_anything_but_a_rejection(data: bytes) -> None:
     with contextlib.suppress(CsrRejected):
         check_csr(data)
+
+
+def test_an_unknown_request_version_is_malformed() -> None:
+    # Found by hypothesis at the HTTP layer: cryptography raises InvalidVersion, not ValueError.
+    der = f.csr(encoding=serialization.Encoding.DER)
+    version_at = der.index(b"\x02\x01\x00")
+    bumped = der[:version_at] + b"\x02\x01\x01" + der[version_at + 3 :]
+    with pytest.raises(CsrRejected) as caught:
+        check_csr(bumped)
+    assert caught.value.code == "csr_malformed"
