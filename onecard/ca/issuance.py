@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -198,7 +199,11 @@ def issue(
     issuer = ca.issuer(authority)
     bind_key(session, csr.spki_sha256, subject.binding)
     not_before = clock.now() - BACKDATE
-    not_after = min(not_before + profile.validity, issuer.certificate.not_valid_after_utc)
+    # RFC 5280 §4.1.2.5 counts both ends: the last second is notBefore + validity - 1 s.
+    not_after = min(
+        not_before + profile.validity - timedelta(seconds=1),
+        issuer.certificate.not_valid_after_utc,
+    )
     request = LeafRequest(
         profile=profile,
         subject=subject.name,
