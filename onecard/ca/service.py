@@ -1,9 +1,9 @@
 """The certificate authority as a service: its configuration and the authorities it holds.
 
 :class:`CertificateAuthority` is built once per process (it lives on the runtime). It caches
-the authorities' parsed certificates and opened private keys, keyed by authority id: a
-certificate never changes, and a key only ever disappears (the root's, for offline custody),
-so the cache needs no expiry, only :meth:`forget` when that happens. Which authority is active
+the authorities' parsed certificates (keyed by authority id: an authority's certificate never
+changes) and opened private keys (keyed by the sealed bytes too, so a key another process
+replaced, such as a renewed OCSP responder's, is never used in place of the new one). Which authority is active
 is always read from the database inside the caller's transaction.
 """
 
@@ -41,7 +41,7 @@ class CertificateAuthority:
         self.urls = CaUrls(settings.issuer)
         self.organization = settings.ca_organization
         self._certificates: dict[uuid.UUID, x509.Certificate] = {}
-        self._keys: dict[tuple[uuid.UUID, keys.Column], ec.EllipticCurvePrivateKey] = {}
+        self._keys: dict[tuple[uuid.UUID, str, bytes], ec.EllipticCurvePrivateKey] = {}
 
     # -- authorities -----------------------------------------------------------------------
 
@@ -55,18 +55,17 @@ class CertificateAuthority:
     def private_key(
         self, authority: Authority, column: keys.Column = "private_key"
     ) -> ec.EllipticCurvePrivateKey:
-        cached = self._keys.get((authority.id, column))
-        if cached is not None:
-            return cached
         sealed = getattr(authority, column)
         if sealed is None:
             raise InvalidState(
                 f"the {authority.name} authority's key is held offline; supply the exported key",
                 code="authority_key_offline",
             )
-        key = keys.open_sealed(self.sealer, sealed, authority_id=authority.id, column=column)
-        self._keys[(authority.id, column)] = key
-        return key
+        cached = self._keys.get((authority.id, column, sealed))
+        if cached is None:
+            cached = keys.open_sealed(self.sealer, sealed, authority_id=authority.id, column=column)
+            self._keys[(authority.id, column, sealed)] = cached
+        return cached
 
     def issuer(self, authority: Authority, key: ec.EllipticCurvePrivateKey | None = None) -> Issuer:
         return Issuer(
@@ -78,10 +77,9 @@ class CertificateAuthority:
         )
 
     def forget(self, authority_id: uuid.UUID) -> None:
-        """Drop what is cached for an authority whose keys changed."""
-        self._certificates.pop(authority_id, None)
-        for column in ("private_key", "ocsp_private_key"):
-            self._keys.pop((authority_id, column), None)  # type: ignore[arg-type]
+        """Drop the keys cached for an authority (a replaced or erased key)."""
+        for cached in [k for k in self._keys if k[0] == authority_id]:
+            del self._keys[cached]
 
 
 def active_authority(session: Session, kind: AuthorityKind) -> Authority:

@@ -133,3 +133,45 @@ def test_certificate_records_are_never_deleted(runtime, issue, new_person) -> No
     certificate = issue(person_id=new_person())
     with pytest.raises(DatabaseError), runtime.database.session() as session:
         session.exec(delete(Certificate).where(Certificate.id == certificate.id))  # type: ignore[call-overload]
+
+
+def test_a_responder_renewed_by_another_process_signs_the_next_answers(own_ca, settings) -> None:
+    from onecard.ca.ocsp import OcspResponder
+    from onecard.ca.service import CertificateAuthority
+    from onecard.identity.models import AssuranceLevel
+    from tests import factories
+    from tests.ca import csr_factory
+
+    other = CertificateAuthority(own_ca.sealer, settings)  # another worker's cache
+    with own_ca.database.session() as session:
+        person_id = factories.person(session, own_ca.sealer, level=AssuranceLevel.LOW).id
+        citizen = active_authority(session, AuthorityKind.CITIZEN)
+        other.private_key(citizen, "ocsp_private_key")  # warm: the old responder key
+        hierarchy.issue_ocsp_responder(session, own_ca.ca, citizen, Actor.system())
+    from onecard.ca import issuance
+    from onecard.ca.csr import check_csr
+    from onecard.ca.profiles import get_profile
+
+    with own_ca.database.session() as session:
+        certificate = issuance.issue(
+            session,
+            other,
+            profile=get_profile("citizen-auth"),
+            subject=issuance.person_subject(session, person_id),
+            csr=check_csr(csr_factory.csr()),
+            actor=Actor.system(),
+        )
+        citizen = active_authority(session, AuthorityKind.CITIZEN)
+    leaf = x509.load_der_x509_certificate(certificate.der)
+    request = (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate(leaf, own_ca.ca.certificate(citizen), hashes.SHA1())
+        .build()
+        .public_bytes(serialization.Encoding.DER)
+    )
+    answer = ocsp.load_der_ocsp_response(OcspResponder(own_ca.database, other).answer(request))
+    signer = answer.certificates[0]
+    assert signer.public_bytes(serialization.Encoding.DER) == citizen.ocsp_certificate
+    signer.public_key().verify(
+        answer.signature, answer.tbs_response_bytes, ec.ECDSA(answer.signature_hash_algorithm)
+    )
