@@ -84,7 +84,7 @@ def _level_of(claims: dict) -> int:
 
 
 def _resolve(runtime: Runtime, token: str) -> Principal:
-    with runtime.database.session() as session:
+    with runtime.database.read_session() as session:
         if token.startswith(TOKEN_PREFIX):
             row = authenticate(session, token)
             return Principal(str(row.id), row.kind, None, 0, frozenset())

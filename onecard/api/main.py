@@ -71,14 +71,15 @@ def create_app(runtime: Runtime | None) -> FastAPI:
         audit.router,
     ):
         app.include_router(router)
-    # Outermost last: security headers wrap metrics, which wrap the last-resort error handler,
-    # which wraps the fast lanes of the token endpoint and the OCSP responder.
+    # Outermost last: the OCSP fast lane (binary answers from memory, counted apart) wraps the
+    # security headers, which wrap metrics, which wrap the last-resort error handler, which
+    # wraps the token endpoint's fast lane.
     app.add_middleware(TokenFastLane, provider=runtime.provider if runtime else None)
-    app.add_middleware(OcspFastLane, responder=runtime.ocsp if runtime else None)
     app.add_middleware(problems.UnexpectedErrors)
     app.add_middleware(Observability)
     https = runtime is not None and runtime.settings.public_url.startswith("https://")
     app.add_middleware(SecurityHeaders, https=https)
+    app.add_middleware(OcspFastLane, responder=runtime.ocsp if runtime else None)
     return app
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -35,8 +36,8 @@ from onecard.ca.certificates import (
 )
 from onecard.ca.csr import CheckedCsr, CsrRejected
 from onecard.ca.dns import check_allowed, normalise_dns_name
-from onecard.ca.models import Authority, Certificate, CertifiedKey, SubjectKind
-from onecard.ca.ocsp import presign
+from onecard.ca.models import Authority, AuthorityStatus, Certificate, CertifiedKey, SubjectKind
+from onecard.ca.ocsp import CertificateState, Responder, presigned_answer, store_answers
 from onecard.ca.profiles import Profile
 from onecard.ca.service import CertificateAuthority, active_authority
 from onecard.core import clock
@@ -185,19 +186,40 @@ def bind_key(session: Session, spki_sha256: bytes, binding: str) -> None:
         )
 
 
-def issue(
+@dataclass(frozen=True)
+class Signed:
+    """A certificate signed but not yet recorded: what :func:`prepare` hands :func:`record`.
+
+    Nothing leaves the CA before :func:`record` commits it; if recording fails the signed
+    bytes are simply dropped.
+    """
+
+    profile: Profile
+    subject: Subject
+    authority_id: uuid.UUID
+    authority_name: str
+    csr: CheckedCsr
+    serial: int
+    der: bytes
+    subject_dn: str
+    not_before: datetime
+    not_after: datetime
+    ocsp_answer: dict[str, Any]
+
+
+def prepare(
     session: Session,
     ca: CertificateAuthority,
     *,
     profile: Profile,
     subject: Subject,
     csr: CheckedCsr,
-    actor: Actor,
-) -> Certificate:
+) -> Signed:
+    """Check the policy and sign the certificate and its first OCSP answer. Only reads: on
+    SQLite this runs in a read session, so the signatures are made outside the write lock."""
     check_eligible(profile, subject, csr)
     authority = active_authority(session, profile.authority)
     issuer = ca.issuer(authority)
-    bind_key(session, csr.spki_sha256, subject.binding)
     not_before = clock.now() - BACKDATE
     # RFC 5280 §4.1.2.5 counts both ends: the last second is notBefore + validity - 1 s.
     not_after = min(
@@ -220,26 +242,55 @@ def issue(
         issuer_key=issuer.key,
         urls=ca.urls,
     )
-    subject_dn = signed.subject.rfc4514_string()
-    certificate = Certificate(
-        serial=serial_hex(request.serial),
+    answer = presigned_answer(
+        Responder.of(ca, authority), request.serial, CertificateState("good"), clock.now()
+    )
+    return Signed(
+        profile=profile,
+        subject=subject,
         authority_id=authority.id,
-        profile=profile.name,
+        authority_name=authority.name,
+        csr=csr,
+        serial=request.serial,
+        der=signed.public_bytes(serialization.Encoding.DER),
+        subject_dn=signed.subject.rfc4514_string(),
+        not_before=not_before,
+        not_after=not_after,
+        ocsp_answer=answer,
+    )
+
+
+def record_signed(session: Session, signed: Signed, *, actor: Actor) -> Certificate:
+    """Record a signed certificate, its key binding, its OCSP answer and the audit event, after
+    checking again (inside the write transaction) that the authority still issues and the
+    subject is still active."""
+    authority = session.get(Authority, signed.authority_id)
+    if authority is None or authority.status != AuthorityStatus.ACTIVE:
+        raise InvalidState(
+            "the issuing authority was retired meanwhile; ask again", code="authority_retired"
+        )
+    _recheck_subject(session, signed.subject)
+    bind_key(session, signed.csr.spki_sha256, signed.subject.binding)
+    subject = signed.subject
+    certificate = Certificate(
+        serial=serial_hex(signed.serial),
+        authority_id=signed.authority_id,
+        profile=signed.profile.name,
         subject_kind=subject.kind,
         person_id=subject.person_id,
         enterprise_id=subject.enterprise_id,
-        subject_dn=subject_dn[:500],
-        search_text=" ".join([subject_dn, *subject.dns_names]).lower()[:2000],
-        spki_sha256=csr.spki_sha256,
-        der=signed.public_bytes(serialization.Encoding.DER),
-        not_before=not_before,
-        not_after=not_after,
+        subject_dn=signed.subject_dn[:500],
+        search_text=" ".join([signed.subject_dn, *subject.dns_names]).lower()[:2000],
+        spki_sha256=signed.csr.spki_sha256,
+        der=signed.der,
+        not_before=signed.not_before,
+        not_after=signed.not_after,
         issued_by=actor.label,
         created_at=clock.now(),
     )
     session.add(certificate)
     session.flush()
-    presign(session, ca, authority, [certificate])
+    store_answers(session, [{"certificate_id": certificate.id, **signed.ocsp_answer}])
     record(
         session,
         CaAction.CERTIFICATE_ISSUE,
@@ -247,13 +298,38 @@ def issue(
         subject=("ca_certificate", certificate.serial),
         person_id=subject.person_id,
         data={
-            "profile": profile.name,
-            "authority": authority.name,
-            "key": csr.key_description,
-            "not_after": not_after.isoformat(),
+            "profile": signed.profile.name,
+            "authority": signed.authority_name,
+            "key": signed.csr.key_description,
+            "not_after": signed.not_after.isoformat(),
         },
     )
     return certificate
+
+
+def _recheck_subject(session: Session, subject: Subject) -> None:
+    if subject.person_id is not None:
+        status = session.exec(select(Person.status).where(Person.id == subject.person_id)).one()
+        _require_active(status, "person")
+    if subject.enterprise_id is not None:
+        status = session.exec(
+            select(Enterprise.status).where(Enterprise.id == subject.enterprise_id)
+        ).one()
+        _require_active(status, "enterprise")
+
+
+def issue(
+    session: Session,
+    ca: CertificateAuthority,
+    *,
+    profile: Profile,
+    subject: Subject,
+    csr: CheckedCsr,
+    actor: Actor,
+) -> Certificate:
+    """:func:`prepare` and :func:`record_signed` in one transaction (the CLI, tests)."""
+    signed = prepare(session, ca, profile=profile, subject=subject, csr=csr)
+    return record_signed(session, signed, actor=actor)
 
 
 def generated_key_request() -> tuple[keys.CaPrivateKey, CheckedCsr]:
@@ -269,14 +345,14 @@ def generated_key_request() -> tuple[keys.CaPrivateKey, CheckedCsr]:
 def pkcs12_bundle(
     ca: CertificateAuthority,
     session: Session,
-    certificate: Certificate,
+    signed: Signed,
     key: keys.CaPrivateKey,
     passphrase: str,
 ) -> bytes:
     """The key, its certificate and the issuing CA's, under the citizen's passphrase
     (PBES2 AES-256-CBC, HMAC-SHA256). The key is not kept anywhere."""
     secret = keys.check_passphrase(passphrase)
-    authority = session.get_one(Authority, certificate.authority_id)
+    authority = session.get_one(Authority, signed.authority_id)
     encryption = (
         serialization.PrivateFormat.PKCS12.encryption_builder()
         .kdf_rounds(200_000)
@@ -287,7 +363,7 @@ def pkcs12_bundle(
     return pkcs12.serialize_key_and_certificates(
         name=b"onecard",
         key=key,
-        cert=x509.load_der_x509_certificate(certificate.der),
+        cert=x509.load_der_x509_certificate(signed.der),
         cas=[ca.certificate(authority)],
         encryption_algorithm=encryption,
     )

@@ -2,12 +2,12 @@
 
 Every certificate has a pre-signed answer (SHA-1 CertID, no nonce) in ``ca_ocsp_response``,
 made at issuance, re-signed at once when it is revoked (the revocation job) and before it
-expires (maintenance). Each worker keeps the answers it has served in memory, keyed by
-authority and serial, and re-reads the authorities' revision at most every second: a
-revocation bumps it, so a worker drops that authority's cached answers within a second.
+expires (maintenance). Each worker keeps the answers it has served, and the status of each
+certificate it was asked about, in memory, and re-reads the authorities' revision at most every
+second: a revocation bumps it, so a worker drops that authority's memory within a second.
 
 Requests that carry a nonce, or name the issuer with another hash than SHA-1, are signed on
-demand by the authority's delegated responder (status from the database). A serial the
+demand by the authority's delegated responder (the status from memory, else the database). A serial the
 authority never issued is ``unknown``; an issuer we do not operate gets ``unauthorized``;
 anything that does not parse, or a nonce outside 1 to 128 octets, gets ``malformedRequest``.
 
@@ -22,6 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -44,6 +45,8 @@ RESPONSE_REFRESH_AFTER = timedelta(days=2)
 UNKNOWN_LIFETIME = timedelta(hours=1)
 _RECHECK_SECONDS = 1.0
 _MEMORY_LIMIT = 200_000
+_STATE_MEMORY_SECONDS = 300.0  # a status only changes by revocation, which clears it at once
+_UNKNOWN_MEMORY_SECONDS = 5.0
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1,
     "sha256": hashes.SHA256,
@@ -198,6 +201,21 @@ def sign_response(
     return response.public_bytes(serialization.Encoding.DER), next_update
 
 
+def presigned_answer(
+    responder: Responder, serial: int, state: CertificateState, now: datetime
+) -> dict[str, Any]:
+    """The stored form of a certificate's nonce-less SHA-1 answer (``certificate_id`` unset)."""
+    request = ParsedRequest(
+        "sha1",
+        responder.issuer_name_hashes["sha1"],
+        responder.issuer_key_hashes["sha1"],
+        serial,
+        None,
+    )
+    der, next_update = sign_response(responder, request, state, now)
+    return {"der": der, "produced_at": now, "next_update": next_update}
+
+
 def presign(
     session: Session,
     ca: CertificateAuthority,
@@ -209,29 +227,19 @@ def presign(
         return 0
     responder = Responder.of(ca, authority)
     now = clock.now()
-    rows = []
-    for certificate in certificates:
-        request = ParsedRequest(
-            "sha1",
-            responder.issuer_name_hashes["sha1"],
-            responder.issuer_key_hashes["sha1"],
-            int(certificate.serial, 16),
-            None,
-        )
-        der, next_update = sign_response(responder, request, CertificateState.of(certificate), now)
-        rows.append(
-            {
-                "certificate_id": certificate.id,
-                "der": der,
-                "produced_at": now,
-                "next_update": next_update,
-            }
-        )
-    _upsert(session, rows)
+    rows = [
+        {
+            "certificate_id": c.id,
+            **presigned_answer(responder, int(c.serial, 16), CertificateState.of(c), now),
+        }
+        for c in certificates
+    ]
+    store_answers(session, rows)
     return len(rows)
 
 
-def _upsert(session: Session, rows: list[dict]) -> None:
+def store_answers(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert or replace pre-signed answers (rows of ``ca_ocsp_response``), in one statement."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(OcspResponse).values(rows)
@@ -247,36 +255,51 @@ def _upsert(session: Session, rows: list[dict]) -> None:
 
 
 class OcspResponder:
-    """Answers OCSP requests for every authority; one per process, shared by its threads."""
+    """Answers OCSP requests for every authority; one per process, shared by its threads.
+
+    Two memories, both dropped for an authority as soon as its revision moves: the answers to
+    nonce-less requests (bytes, served until half their life is over), and the status of each
+    certificate asked about (so a request with a nonce is signed at once, without the
+    database). A serial never issued is remembered for a few seconds only: it may be issued.
+    """
 
     def __init__(self, database: Database, ca: CertificateAuthority) -> None:
         self._database = database
         self._ca = ca
         self._lock = threading.Lock()
-        self._responders: list[Responder] = []
+        self._responders: dict[uuid.UUID, Responder] = {}
+        self._revisions: dict[uuid.UUID, int] = {}
         self._checked_at = float("-inf")
         # (authority id, hash name, serial) -> (DER, monotonic deadline)
         self._answers: dict[tuple[uuid.UUID, str, int], tuple[bytes, float]] = {}
+        # (authority id, serial) -> (status, monotonic deadline)
+        self._states: dict[tuple[uuid.UUID, int], tuple[CertificateState, float]] = {}
 
     # -- the fast path (memory only) ------------------------------------------------------
 
     def cached(self, der: bytes) -> bytes | None:
-        """The answer from memory, or None when the slow path must run (in a thread)."""
+        """The answer from memory (signed here if the request has a nonce), or None when the
+        slow path must run (in a thread)."""
         if time.monotonic() - self._checked_at > _RECHECK_SECONDS:
             return None
         try:
             request = parse_request(der)
         except MalformedRequest:
             return MALFORMED
-        if request.nonce is not None:
-            return None
         responder = self._responder_for(request)
         if responder is None:
             return UNAUTHORIZED
-        hit = self._answers.get((responder.authority_id, request.hash_name, request.serial))
-        if hit is None or hit[1] < time.monotonic():
+        return self._from_memory(responder, request)
+
+    def _from_memory(self, responder: Responder, request: ParsedRequest) -> bytes | None:
+        now = time.monotonic()
+        if request.nonce is None:
+            hit = self._answers.get((responder.authority_id, request.hash_name, request.serial))
+            return hit[0] if hit is not None and hit[1] >= now else None
+        known = self._states.get((responder.authority_id, request.serial))
+        if known is None or known[1] < now:
             return None
-        return hit[0]
+        return sign_response(responder, request, known[0], clock.now())[0]
 
     # -- the slow path --------------------------------------------------------------------
 
@@ -289,12 +312,10 @@ class OcspResponder:
         responder = self._responder_for(request)
         if responder is None:
             return UNAUTHORIZED
-        key = (responder.authority_id, request.hash_name, request.serial)
-        if request.nonce is None:
-            hit = self._answers.get(key)
-            if hit is not None and hit[1] >= time.monotonic():
-                return hit[0]
-        with self._database.session() as session:
+        remembered = self._from_memory(responder, request)
+        if remembered is not None:
+            return remembered
+        with self._database.read_session() as session:
             certificate = session.exec(
                 select(Certificate).where(
                     Certificate.serial == format(request.serial, "x"),
@@ -304,60 +325,70 @@ class OcspResponder:
             stored = None
             if certificate is not None and request.nonce is None and request.hash_name == "sha1":
                 stored = session.get(OcspResponse, certificate.id)
-            now = clock.now()
-            if stored is not None and now - stored.produced_at < RESPONSE_REFRESH_AFTER:
-                der_out, next_update = stored.der, stored.next_update
-            else:
-                state = CertificateState.of(certificate)
-                der_out, next_update = sign_response(responder, request, state, now)
-        if request.nonce is None:
-            self._remember(key, der_out, next_update, certificate is None)
+        state = CertificateState.of(certificate)
+        now = clock.now()
+        if stored is not None and now - stored.produced_at < RESPONSE_REFRESH_AFTER:
+            der_out, next_update = stored.der, stored.next_update
+        else:
+            der_out, next_update = sign_response(responder, request, state, now)
+        self._remember(responder.authority_id, request, state, der_out, next_update)
         return der_out
 
     def forget_all(self) -> None:
         with self._lock:
             self._answers.clear()
+            self._states.clear()
             self._checked_at = float("-inf")
 
     def _remember(
-        self, key: tuple[uuid.UUID, str, int], der: bytes, next_update: datetime, unknown: bool
+        self,
+        authority_id: uuid.UUID,
+        request: ParsedRequest,
+        state: CertificateState,
+        der: bytes,
+        next_update: datetime,
     ) -> None:
-        # Serve from memory until well before nextUpdate; an unknown serial is re-checked
-        # soon, since it may be issued after all.
-        seconds = (next_update - clock.now()).total_seconds() / 2
-        seconds = min(seconds, 5.0) if unknown else seconds
+        now = time.monotonic()
+        unknown = state.status == "unknown"
+        state_seconds = _UNKNOWN_MEMORY_SECONDS if unknown else _STATE_MEMORY_SECONDS
+        # Serve an answer from memory until half its life is over (or briefly if unknown).
+        answer_seconds = (next_update - clock.now()).total_seconds() / 2
+        if unknown:
+            answer_seconds = min(answer_seconds, _UNKNOWN_MEMORY_SECONDS)
         with self._lock:
-            if len(self._answers) >= _MEMORY_LIMIT:
+            if len(self._answers) >= _MEMORY_LIMIT or len(self._states) >= _MEMORY_LIMIT:
                 self._answers.clear()
-            self._answers[key] = (der, time.monotonic() + seconds)
+                self._states.clear()
+            self._states[(authority_id, request.serial)] = (state, now + state_seconds)
+            if request.nonce is None:
+                key = (authority_id, request.hash_name, request.serial)
+                self._answers[key] = (der, now + answer_seconds)
 
     def _responder_for(self, request: ParsedRequest) -> Responder | None:
-        for responder in self._responders:
+        for responder in self._responders.values():
             if responder.matches(request):
                 return responder
         return None
 
     def _refresh_responders(self) -> None:
+        """Re-read the authorities' revisions (at most every second); reload what moved."""
         if time.monotonic() - self._checked_at <= _RECHECK_SECONDS:
             return
-        with self._database.session() as session:
+        with self._database.read_session() as session:
             revisions = dict(session.exec(select(Authority.id, Authority.revision)).all())
-            known = {r.authority_id: r for r in self._responders}
-            changed = {
-                i for i, rev in revisions.items() if i not in known or known[i].revision != rev
-            }
-            fresh = [
-                r
-                for r in self._responders
-                if r.authority_id in revisions and r.authority_id not in changed
-            ]
+            changed = {i for i, rev in revisions.items() if self._revisions.get(i) != rev}
+            reloaded = {}
             if changed:
                 for authority in session.exec(select(Authority).where(Authority.id.in_(changed))):
                     if authority.ocsp_certificate is not None:
-                        self._ca.forget(authority.id)
-                        fresh.append(Responder.of(self._ca, authority))
+                        reloaded[authority.id] = Responder.of(self._ca, authority)
         with self._lock:
             if changed:
                 self._answers = {k: v for k, v in self._answers.items() if k[0] not in changed}
-            self._responders = fresh
+                self._states = {k: v for k, v in self._states.items() if k[0] not in changed}
+            kept = {
+                i: r for i, r in self._responders.items() if i in revisions and i not in changed
+            }
+            self._responders = {**kept, **reloaded}
+            self._revisions = revisions
             self._checked_at = time.monotonic()

@@ -62,10 +62,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, read_only=read_only)
     return create_engine(
         url,
         pool_size=pool_size,
@@ -75,7 +75,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     )
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, *, read_only: bool = False) -> Engine:
     database = make_url(url).database
     if not database or database == ":memory:":
         raise ValueError("onecard needs a SQLite file, not an in-memory database")
@@ -94,13 +94,19 @@ def _sqlite_engine(url: str) -> Engine:
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
             "PRAGMA busy_timeout=30000",
+            # A reader's connection refuses writes: it never takes the write lock.
+            *(["PRAGMA query_only=ON"] if read_only else []),
         ):
             cursor.execute(pragma)
         cursor.close()
 
+    # Writers take the write lock at BEGIN (no deadlock upgrading a read lock later); readers
+    # use a deferred BEGIN, which in WAL mode reads a snapshot beside the one writer.
+    begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
 
     return engine
 
@@ -112,6 +118,13 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self._sessions = sessionmaker(self.engine, class_=Session, expire_on_commit=False)
+        # SQLite: a second engine whose transactions only read (see read_session).
+        self._reader = (
+            make_engine(url, read_only=True) if self.engine.dialect.name == "sqlite" else None
+        )
+        self._readers = sessionmaker(
+            self._reader or self.engine, class_=Session, expire_on_commit=False
+        )
 
     @property
     def backend(self) -> str:
@@ -121,6 +134,14 @@ class Database:
     def session(self) -> Iterator[Session]:
         """A unit of work: commit at the end of the block, roll back on any exception."""
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A unit of work that only reads. On SQLite it takes no write lock, so reads (token
+        checks, look-ups, CPU work between them) run beside the one writer instead of queueing
+        behind it; a write in it fails. On PostgreSQL it is an ordinary transaction."""
+        with self._readers() as session, session.begin():
             yield session
 
     def ping(self) -> None:
@@ -143,6 +164,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._reader is not None:
+            self._reader.dispose()
 
 
 _STARTUP_LOCK_ID = 0x6F6E6563  # "onec"

@@ -202,15 +202,15 @@ def test_server_side_keys_come_back_once_as_pkcs12(runtime, new_person) -> None:
 
     key, csr = issuance.generated_key_request()
     with runtime.database.session() as session:
-        certificate = issuance.issue(
+        signed = issuance.prepare(
             session,
             runtime.ca,
             profile=get_profile("citizen-auth"),
             subject=issuance.person_subject(session, new_person()),
             csr=csr,
-            actor=Actor.system(),
         )
-        bundle = issuance.pkcs12_bundle(runtime.ca, session, certificate, key, "a long passphrase")
+        issuance.record_signed(session, signed, actor=Actor.system())
+        bundle = issuance.pkcs12_bundle(runtime.ca, session, signed, key, "a long passphrase")
     loaded = pkcs12.load_pkcs12(bundle, b"a long passphrase")
     assert loaded.cert.certificate.public_key() == key.public_key()
     assert len(loaded.additional_certs) == 1

@@ -83,18 +83,18 @@ def _issue(
     *,
     subject: SubjectOf,
 ) -> Response:
+    """Check and sign in a read session (on SQLite, outside the write lock), then record in
+    one short write transaction; an Idempotency-Key replays the first answer."""
     profile = get_profile(body.profile)
+    csr = _csr(body.csr)
+    with runtime.database.read_session() as session:
+        signed = issuance.prepare(
+            session, runtime.ca, profile=profile, subject=subject(session), csr=csr
+        )
 
     def create() -> CertificateOut:
-        certificate = issuance.issue(
-            session,
-            runtime.ca,
-            profile=profile,
-            subject=subject(session),
-            csr=_csr(body.csr),
-            actor=principal.actor,
-        )
-        return _out(session, certificate)
+        certificate = issuance.record_signed(session, signed, actor=principal.actor)
+        return CertificateOut.of(certificate, signed.authority_name)
 
     with runtime.database.session() as session:
         return idempotency.run(
@@ -146,12 +146,12 @@ def request_own_with_key(
     person_id = principal.require_person()
     profile = get_profile(body.profile)
     key, csr = issuance.generated_key_request()
-    with runtime.database.session() as session:
+    with runtime.database.read_session() as session:
         subject = _at_sign_in_level(issuance.person_subject(session, person_id), principal)
-        certificate = issuance.issue(
-            session, runtime.ca, profile=profile, subject=subject, csr=csr, actor=principal.actor
-        )
-        bundle = issuance.pkcs12_bundle(runtime.ca, session, certificate, key, body.passphrase)
+        signed = issuance.prepare(session, runtime.ca, profile=profile, subject=subject, csr=csr)
+        bundle = issuance.pkcs12_bundle(runtime.ca, session, signed, key, body.passphrase)
+    with runtime.database.session() as session:
+        certificate = issuance.record_signed(session, signed, actor=principal.actor)
     return Response(
         bundle,
         status_code=201,
