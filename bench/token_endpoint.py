@@ -1150,9 +1150,9 @@ def _traceback_end(lines: list[str], start: int) -> int:
 
 
 @contextlib.contextmanager
-def postgres_schema(base_url: str) -> Iterator[str]:
+def postgres_schema(base_url: str, prefix: str = "bench_token") -> Iterator[str]:
     """A fresh schema on base_url, dropped afterwards; yields a URL whose search_path is it."""
-    schema = f"bench_token_{secrets.token_hex(6)}"
+    schema = f"{prefix}_{secrets.token_hex(6)}"
     engine = sa.create_engine(base_url)
     try:
         with engine.begin() as connection:

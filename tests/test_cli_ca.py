@@ -91,6 +91,7 @@ def test_issue_status_revoke_and_crl(cli, tmp_path) -> None:
     assert crl.get_revoked_certificate_by_serial_number(leaf.serial_number) is not None
     index = tmp_path / "index.txt"
     cli("ca", "export-index", "citizen-1", "--out", str(index))
+    assert (tmp_path / "index.txt.attr").read_text() == "unique_subject = no\n"
     line = index.read_text().splitlines()[0].split("\t")
     assert line[0] == "R"
     assert line[2].endswith(",privilegeWithdrawn")

@@ -233,7 +233,9 @@ def ca_export_index(
     authority: str,
     out: Annotated[Path, typer.Option(help="Where to write index.txt.")],
 ) -> None:
-    """Write an authority's certificates as an ``openssl ca`` index file."""
+    """Write an authority's certificates as an ``openssl ca`` index file (and the
+    ``.attr`` file beside it: a subject may hold several valid certificates)."""
     with _session() as (_, session):
         out.write_text(store.openssl_index(session, get_authority(session, authority)))
+    out.with_name(out.name + ".attr").write_text("unique_subject = no\n")
     console.print(f"wrote {out}")

@@ -17,6 +17,7 @@ on the event loop and fall back to :meth:`OcspResponder.answer` in a thread.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -238,12 +239,13 @@ def presign(
     return len(rows)
 
 
-def store_answers(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert or replace pre-signed answers (rows of ``ca_ocsp_response``), in one statement."""
-    dialect = session.get_bind().dialect.name
+@functools.cache
+def _upsert_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE of pre-signed answers, built once per dialect: rows go
+    in as parameters, so SQLAlchemy compiles it once instead of per call."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(OcspResponse).values(rows)
-    statement = statement.on_conflict_do_update(
+    statement = insert(OcspResponse)
+    return statement.on_conflict_do_update(
         index_elements=["certificate_id"],
         set_={
             "der": statement.excluded.der,
@@ -251,7 +253,11 @@ def store_answers(session: Session, rows: list[dict[str, Any]]) -> None:
             "next_update": statement.excluded.next_update,
         },
     )
-    session.exec(statement)  # type: ignore[call-overload]
+
+
+def store_answers(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert or replace pre-signed answers (rows of ``ca_ocsp_response``)."""
+    session.execute(_upsert_statement(session.get_bind().dialect.name), rows)
 
 
 class OcspResponder:
@@ -274,14 +280,20 @@ class OcspResponder:
         self._answers: dict[tuple[uuid.UUID, str, int], tuple[bytes, float]] = {}
         # (authority id, serial) -> (status, monotonic deadline)
         self._states: dict[tuple[uuid.UUID, int], tuple[CertificateState, float]] = {}
+        # The same, keyed by the request's own bytes: a repeated request is not even parsed.
+        self._by_request: dict[bytes, tuple[bytes, float, uuid.UUID]] = {}
 
     # -- the fast path (memory only) ------------------------------------------------------
 
     def cached(self, der: bytes) -> bytes | None:
         """The answer from memory (signed here if the request has a nonce), or None when the
         slow path must run (in a thread)."""
-        if time.monotonic() - self._checked_at > _RECHECK_SECONDS:
+        now = time.monotonic()
+        if now - self._checked_at > _RECHECK_SECONDS:
             return None
+        seen = self._by_request.get(der)
+        if seen is not None and seen[1] >= now:
+            return seen[0]
         try:
             request = parse_request(der)
         except MalformedRequest:
@@ -289,7 +301,12 @@ class OcspResponder:
         responder = self._responder_for(request)
         if responder is None:
             return UNAUTHORIZED
-        return self._from_memory(responder, request)
+        answer = self._from_memory(responder, request)
+        hit = self._answers.get((responder.authority_id, request.hash_name, request.serial))
+        if answer is not None and request.nonce is None and hit is not None:
+            with self._lock:
+                self._by_request[der] = (answer, hit[1], responder.authority_id)
+        return answer
 
     def _from_memory(self, responder: Responder, request: ParsedRequest) -> bytes | None:
         now = time.monotonic()
@@ -338,6 +355,7 @@ class OcspResponder:
         with self._lock:
             self._answers.clear()
             self._states.clear()
+            self._by_request.clear()
             self._checked_at = float("-inf")
 
     def _remember(
@@ -356,9 +374,10 @@ class OcspResponder:
         if unknown:
             answer_seconds = min(answer_seconds, _UNKNOWN_MEMORY_SECONDS)
         with self._lock:
-            if len(self._answers) >= _MEMORY_LIMIT or len(self._states) >= _MEMORY_LIMIT:
+            if max(len(self._answers), len(self._states), len(self._by_request)) >= _MEMORY_LIMIT:
                 self._answers.clear()
                 self._states.clear()
+                self._by_request.clear()
             self._states[(authority_id, request.serial)] = (state, now + state_seconds)
             if request.nonce is None:
                 key = (authority_id, request.hash_name, request.serial)
@@ -386,6 +405,9 @@ class OcspResponder:
             if changed:
                 self._answers = {k: v for k, v in self._answers.items() if k[0] not in changed}
                 self._states = {k: v for k, v in self._states.items() if k[0] not in changed}
+                self._by_request = {
+                    k: v for k, v in self._by_request.items() if v[2] not in changed
+                }
             kept = {
                 i: r for i, r in self._responders.items() if i in revisions and i not in changed
             }
