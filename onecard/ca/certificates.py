@@ -9,7 +9,6 @@ OCSP URLs, built from the configured public base URL.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -69,15 +68,6 @@ def new_serial() -> int:
 
 def serial_hex(serial: int) -> str:
     return format(serial, "x")
-
-
-def spki_sha256(public_key: object) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    der = public_key.public_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(der).digest()
 
 
 def key_hash(public_key: object) -> bytes:

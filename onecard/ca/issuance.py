@@ -45,8 +45,6 @@ from onecard.core.audit import Actor, record
 from onecard.core.errors import Conflict, Forbidden, InvalidInput, InvalidState, NotFound
 from onecard.identity.models import Enterprise, Person, SubjectStatus
 
-MIN_PKCS12_PASSPHRASE = keys.MIN_PASSPHRASE_LENGTH
-
 
 @dataclass(frozen=True)
 class Subject:

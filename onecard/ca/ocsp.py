@@ -61,9 +61,6 @@ MALFORMED = ocsp.OCSPResponseBuilder.build_unsuccessful(
 UNAUTHORIZED = ocsp.OCSPResponseBuilder.build_unsuccessful(
     ocsp.OCSPResponseStatus.UNAUTHORIZED
 ).public_bytes(serialization.Encoding.DER)
-INTERNAL_ERROR = ocsp.OCSPResponseBuilder.build_unsuccessful(
-    ocsp.OCSPResponseStatus.INTERNAL_ERROR
-).public_bytes(serialization.Encoding.DER)
 
 
 class MalformedRequest(ValueError):
@@ -350,13 +347,6 @@ class OcspResponder:
             der_out, next_update = sign_response(responder, request, state, now)
         self._remember(responder.authority_id, request, state, der_out, next_update)
         return der_out
-
-    def forget_all(self) -> None:
-        with self._lock:
-            self._answers.clear()
-            self._states.clear()
-            self._by_request.clear()
-            self._checked_at = float("-inf")
 
     def _remember(
         self,

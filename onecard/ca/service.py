@@ -102,7 +102,3 @@ def get_authority(session: Session, name: str) -> Authority:
 
 def list_authorities(session: Session) -> list[Authority]:
     return list(session.exec(select(Authority).order_by(Authority.created_at, Authority.name)))
-
-
-def root_authority(session: Session) -> Authority:
-    return active_authority(session, AuthorityKind.ROOT)
