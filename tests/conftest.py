@@ -75,9 +75,20 @@ def db(database_factory: DatabaseFactory) -> Database:
 
 
 @pytest.fixture
-def fresh_db(database_factory: DatabaseFactory) -> Callable[..., Database]:
-    """A new, empty, migrated database for tests that need a pristine one."""
-    return database_factory
+def fresh_db(database_factory: DatabaseFactory) -> Iterator[Callable[..., Database]]:
+    """A new, empty, migrated database for tests that need a pristine one. Its connections
+    are closed when the test ends (PostgreSQL allows only so many); the schema goes at the
+    end of the session."""
+    made: list[Database] = []
+
+    def make(**kwargs: bool) -> Database:
+        database = database_factory(**kwargs)
+        made.append(database)
+        return database
+
+    yield make
+    for database in made:
+        database.dispose()
 
 
 @pytest.fixture(scope="session")

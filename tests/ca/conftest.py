@@ -98,7 +98,8 @@ def own_ca(fresh_db, settings):  # type: ignore[no-untyped-def]
     with database.session() as session:
         runtime.keyring.ensure_keys(session, Actor.system())
         ensure_hierarchy(session, runtime.ca, Actor.system())
-    return runtime
+    yield runtime
+    runtime.close()  # give the connections back: PostgreSQL allows only so many
 
 
 def counts(database) -> tuple[int, int]:  # type: ignore[no-untyped-def]

@@ -319,3 +319,4 @@ def running_ca_server(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        runtime.close()  # give the connections back: PostgreSQL allows only so many
