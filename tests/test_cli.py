@@ -3,38 +3,11 @@ persons, enterprises, keys, the audit trail (including a tampered row) and the C
 
 from __future__ import annotations
 
-import base64
 import re
 
-import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
-from onecard.api.cli import app
-from onecard.core.settings import get_settings
 from tests.factories import credit_code, identity_number
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def cli(fresh_db, master_key, tmp_path, monkeypatch):
-    database = fresh_db(migrate=False)
-    monkeypatch.setenv("ONECARD_DATABASE_URL", database.url)
-    monkeypatch.setenv("ONECARD_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("ONECARD_MASTER_KEY", base64.urlsafe_b64encode(master_key).decode())
-    monkeypatch.setenv("ONECARD_PASSWORD_HASH_MEMORY_KIB", "1024")
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-
-    def run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(app, list(args), catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result.output
-
-    run("init")
-    yield run, database
-    get_settings.cache_clear()
 
 
 def test_init_is_idempotent_and_offers_bootstrap_until_an_admin_exists(cli) -> None:

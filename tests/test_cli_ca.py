@@ -3,40 +3,13 @@ custody and the openssl index export, from the command line on a fresh database.
 
 from __future__ import annotations
 
-import base64
 import json
 
-import pytest
 from cryptography import x509
-from typer.testing import CliRunner
 
-from onecard.api.cli import app
-from onecard.core.settings import get_settings
 from tests.ca import csr_factory
 
-runner = CliRunner()
 PASSPHRASE = "correct horse battery staple"
-
-
-@pytest.fixture
-def cli(fresh_db, master_key, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    database = fresh_db(migrate=False)
-    monkeypatch.setenv("ONECARD_DATABASE_URL", database.url)
-    monkeypatch.setenv("ONECARD_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("ONECARD_MASTER_KEY", base64.urlsafe_b64encode(master_key).decode())
-    monkeypatch.setenv("ONECARD_PASSWORD_HASH_MEMORY_KIB", "1024")
-    monkeypatch.setenv("ONECARD_PUBLIC_URL", "http://testserver")
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-
-    def run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(app, list(args), catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result.output
-
-    run("init")
-    yield run
-    get_settings.cache_clear()
 
 
 def _person(run) -> str:  # type: ignore[no-untyped-def]
@@ -56,18 +29,20 @@ def _person(run) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_init_creates_the_hierarchy_and_is_idempotent(cli) -> None:
-    assert "the hierarchy is complete" in cli("ca", "init")
-    listing = cli("ca", "list")
+    run, _ = cli
+    assert "the hierarchy is complete" in run("ca", "init")
+    listing = run("ca", "list")
     for name in ("root", "citizen-1", "enterprise-1", "service-1"):
         assert name in listing
 
 
 def test_issue_status_revoke_and_crl(cli, tmp_path) -> None:
-    person = _person(cli)
+    run, _ = cli
+    person = _person(run)
     request = tmp_path / "request.csr"
     request.write_bytes(csr_factory.csr())
     out = tmp_path / "leaf.pem"
-    cli(
+    run(
         "ca",
         "issue",
         "--profile",
@@ -81,16 +56,16 @@ def test_issue_status_revoke_and_crl(cli, tmp_path) -> None:
     )
     leaf = x509.load_pem_x509_certificate(out.read_bytes())
     serial = format(leaf.serial_number, "x")
-    assert json.loads(cli("ca", "status", serial))["status"] == "valid"
-    assert "revoked" in cli("ca", "revoke", serial, "--reason", "privilegeWithdrawn")
-    status = json.loads(cli("ca", "status", serial))
+    assert json.loads(run("ca", "status", serial))["status"] == "valid"
+    assert "revoked" in run("ca", "revoke", serial, "--reason", "privilegeWithdrawn")
+    status = json.loads(run("ca", "status", serial))
     assert status["revocation_reason"] == "privilegeWithdrawn"
     crl_file = tmp_path / "citizen.crl"
-    assert "1 entries" in cli("ca", "crl", "citizen-1", "--out", str(crl_file))
+    assert "1 entries" in run("ca", "crl", "citizen-1", "--out", str(crl_file))
     crl = x509.load_pem_x509_crl(crl_file.read_bytes())
     assert crl.get_revoked_certificate_by_serial_number(leaf.serial_number) is not None
     index = tmp_path / "index.txt"
-    cli("ca", "export-index", "citizen-1", "--out", str(index))
+    run("ca", "export-index", "citizen-1", "--out", str(index))
     assert (tmp_path / "index.txt.attr").read_text() == "unique_subject = no\n"
     line = index.read_text().splitlines()[0].split("\t")
     assert line[0] == "R"
@@ -99,10 +74,11 @@ def test_issue_status_revoke_and_crl(cli, tmp_path) -> None:
 
 
 def test_bad_input_is_a_clear_error(cli, tmp_path) -> None:
-    person = _person(cli)
+    run, _ = cli
+    person = _person(run)
     garbage = tmp_path / "garbage.csr"
     garbage.write_text("not a request")
-    output = cli(
+    output = run(
         "ca",
         "issue",
         "--profile",
@@ -114,23 +90,24 @@ def test_bad_input_is_a_clear_error(cli, tmp_path) -> None:
         code=2,
     )
     assert "csr_malformed" in output
-    assert "certificate_not_found" in cli("ca", "status", "abcdef", code=2)
-    assert "serial_invalid" in cli("ca", "status", "not-hex", code=2)
+    assert "certificate_not_found" in run("ca", "status", "abcdef", code=2)
+    assert "serial_invalid" in run("ca", "status", "not-hex", code=2)
 
 
 def test_the_root_key_moves_offline_and_comes_back_for_a_ceremony(cli, tmp_path) -> None:
+    run, _ = cli
     secret = tmp_path / "passphrase"
     secret.write_text(PASSPHRASE + "\n")
     exported = tmp_path / "root-key.pem"
-    cli("ca", "root-export", "--out", str(exported), "--passphrase-file", str(secret))
+    run("ca", "root-export", "--out", str(exported), "--passphrase-file", str(secret))
     assert exported.stat().st_mode & 0o077 == 0
-    assert "file_exists" in cli(
+    assert "file_exists" in run(
         "ca", "root-export", "--out", str(exported), "--passphrase-file", str(secret), code=2
     )
-    cli("ca", "root-remove-key", "--exported", str(exported), "--passphrase-file", str(secret))
-    assert "offline" in cli("ca", "list")
-    assert "authority_key_offline" in cli("ca", "authority-add", "service", code=2)
-    assert "service-2" in cli(
+    run("ca", "root-remove-key", "--exported", str(exported), "--passphrase-file", str(secret))
+    assert "offline" in run("ca", "list")
+    assert "authority_key_offline" in run("ca", "authority-add", "service", code=2)
+    assert "service-2" in run(
         "ca",
         "authority-add",
         "service",
@@ -139,9 +116,9 @@ def test_the_root_key_moves_offline_and_comes_back_for_a_ceremony(cli, tmp_path)
         "--passphrase-file",
         str(secret),
     )
-    assert "published CRL" in cli(
+    assert "published CRL" in run(
         "ca", "crl", "root", "--root-key", str(exported), "--passphrase-file", str(secret)
     )
-    listing = cli("ca", "list")
+    listing = run("ca", "list")
     assert "service-1" in listing
     assert "retired" in listing

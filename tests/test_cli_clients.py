@@ -8,37 +8,11 @@ CLI change the tests call ``runtime.provider.clients.clear()`` to stand in for t
 
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from onecard.api.cli import app
 from onecard.core.settings import get_settings
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def cli(fresh_db, master_key, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    database = fresh_db(migrate=False)
-    monkeypatch.setenv("ONECARD_DATABASE_URL", database.url)
-    monkeypatch.setenv("ONECARD_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("ONECARD_MASTER_KEY", base64.urlsafe_b64encode(master_key).decode())
-    monkeypatch.setenv("ONECARD_PASSWORD_HASH_MEMORY_KIB", "1024")
-    monkeypatch.setenv("ONECARD_PUBLIC_URL", "http://testserver")
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-
-    def run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(app, list(args), catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result.output
-
-    run("init")
-    yield run, database
-    get_settings.cache_clear()
 
 
 @pytest.fixture
