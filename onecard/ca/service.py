@@ -67,13 +67,13 @@ class CertificateAuthority:
             self._keys[(authority.id, column, sealed)] = cached
         return cached
 
-    def issuer(self, authority: Authority, key: ec.EllipticCurvePrivateKey | None = None) -> Issuer:
+    def issuer(self, authority: Authority) -> Issuer:
         return Issuer(
             authority.id,
             authority.name,
             AuthorityKind(authority.kind),
             self.certificate(authority),
-            key or self.private_key(authority),
+            self.private_key(authority),
         )
 
     def forget(self, authority_id: uuid.UUID) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Annotated, Literal
 from urllib.parse import unquote
 
@@ -34,19 +35,29 @@ PEM = "application/x-pem-file"
 Format = Annotated[Literal["der", "pem"] | None, Query(alias="format")]
 
 
-def _wants_pem(format_: str | None, accept: str | None) -> bool:
-    if format_ is not None:
-        return format_ == "pem"
-    return PEM in (accept or "")
-
-
 @router.get("/ca/authorities", response_model=list[AuthorityOut], summary="The CA hierarchy")
 def authorities(runtime: RuntimeDep) -> list[AuthorityOut]:
-    with runtime.database.session() as session:
+    with runtime.database.read_session() as session:
         return [
             AuthorityOut.of(a, runtime.ca.certificate(a), runtime.ca.urls)
             for a in list_authorities(session)
         ]
+
+
+def _document(
+    der: bytes,
+    pem: Callable[[], bytes],
+    media_type: str,
+    *,
+    format_: str | None,
+    accept: str | None,
+    headers: dict[str, str],
+) -> Response:
+    """DER under its PKIX media type, or PEM when asked for (``?format=pem`` or Accept)."""
+    wants_pem = format_ == "pem" if format_ is not None else PEM in (accept or "")
+    if wants_pem:
+        return Response(pem(), media_type=PEM, headers=headers)
+    return Response(der, media_type=media_type, headers=headers)
 
 
 @router.get(
@@ -60,13 +71,14 @@ def ca_certificate(
     format_: Format = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
-    with runtime.database.session() as session:
+    with runtime.database.read_session() as session:
         certificate = runtime.ca.certificate(get_authority(session, name))
-    if _wants_pem(format_, accept):
-        return Response(certificate.public_bytes(serialization.Encoding.PEM), media_type=PEM)
-    return Response(
+    return _document(
         certificate.public_bytes(serialization.Encoding.DER),
-        media_type="application/pkix-cert",
+        lambda: certificate.public_bytes(serialization.Encoding.PEM),
+        "application/pkix-cert",
+        format_=format_,
+        accept=accept,
         headers={"Cache-Control": "public, max-age=86400"},
     )
 
@@ -82,20 +94,24 @@ def ca_crl(
     format_: Format = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
-    with runtime.database.session() as session:
+    with runtime.database.read_session() as session:
         current = crls.current_crl(session, get_authority(session, name))
     if current is None:
         raise NotFound("this authority has not published a CRL yet", code="crl_not_found")
-    # Caches may keep it until the next regeneration is due, never past nextUpdate.
-    headers = {
-        "Cache-Control": "public, max-age=60",
-        "Last-Modified": current.this_update.strftime("%a, %d %b %Y %H:%M:%S GMT"),
-        "ETag": f'"{current.number}"',
-    }
-    if _wants_pem(format_, accept):
-        pem = x509.load_der_x509_crl(current.der).public_bytes(serialization.Encoding.PEM)
-        return Response(pem, media_type=PEM, headers=headers)
-    return Response(current.der, media_type="application/pkix-crl", headers=headers)
+    der = current.der
+    return _document(
+        der,
+        lambda: x509.load_der_x509_crl(der).public_bytes(serialization.Encoding.PEM),
+        "application/pkix-crl",
+        format_=format_,
+        accept=accept,
+        # Caches may keep it briefly: a revocation rebuilds it within seconds.
+        headers={
+            "Cache-Control": "public, max-age=60",
+            "Last-Modified": current.this_update.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+            "ETag": f'"{current.number}"',
+        },
+    )
 
 
 def ocsp_response(der: bytes) -> Response:
