@@ -16,15 +16,14 @@ from onecard.ca.crl import current_crl
 from onecard.ca.models import Authority, Certificate
 from onecard.core.audit import Actor
 from onecard.core.jobs import JobContext, run_due
+from onecard.identity.models import AssuranceLevel
+from tests import factories
 from tests.ca import csr_factory
 
 pytestmark = pytest.mark.slow
 
 
 def test_parallel_issuance_and_revocation_stay_consistent(own_ca, issue, new_person) -> None:
-    from onecard.identity.models import AssuranceLevel
-    from tests import factories
-
     with own_ca.database.session() as session:
         people = [
             factories.person(session, own_ca.sealer, level=AssuranceLevel.SUBSTANTIAL).id

@@ -8,14 +8,22 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
+from sqlalchemy import delete
+from sqlalchemy.exc import DatabaseError
 from sqlmodel import select
 
-from onecard.ca import hierarchy
+from onecard.ca import hierarchy, issuance
 from onecard.ca.crl import current_crl, publish_crl
-from onecard.ca.models import Authority, AuthorityKind, AuthorityStatus
-from onecard.ca.service import active_authority, list_authorities
+from onecard.ca.csr import check_csr
+from onecard.ca.models import Authority, AuthorityKind, AuthorityStatus, Certificate
+from onecard.ca.ocsp import OcspResponder
+from onecard.ca.profiles import get_profile
+from onecard.ca.service import CertificateAuthority, active_authority, list_authorities
 from onecard.core.audit import Actor
 from onecard.core.errors import InvalidInput, InvalidState
+from onecard.identity.models import AssuranceLevel
+from tests import factories
+from tests.ca import csr_factory
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -49,9 +57,6 @@ def test_init_creates_a_p384_root_and_three_issuing_authorities_once(own_ca) -> 
 def test_a_new_authority_retires_the_old_one_which_keeps_serving_its_certificates(
     own_ca, issue, new_person
 ) -> None:
-    from onecard.identity.models import AssuranceLevel
-    from tests import factories
-
     with own_ca.database.session() as session:
         person_id = factories.person(session, own_ca.sealer, level=AssuranceLevel.SUBSTANTIAL).id
     old_leaf = issue(person_id=person_id, database=own_ca.database)
@@ -125,32 +130,18 @@ def test_export_passphrases_must_be_long(own_ca) -> None:
 
 
 def test_certificate_records_are_never_deleted(runtime, issue, new_person) -> None:
-    from sqlalchemy import delete
-    from sqlalchemy.exc import DatabaseError
-
-    from onecard.ca.models import Certificate
-
     certificate = issue(person_id=new_person())
     with pytest.raises(DatabaseError), runtime.database.session() as session:
         session.exec(delete(Certificate).where(Certificate.id == certificate.id))  # type: ignore[call-overload]
 
 
 def test_a_responder_renewed_by_another_process_signs_the_next_answers(own_ca, settings) -> None:
-    from onecard.ca.ocsp import OcspResponder
-    from onecard.ca.service import CertificateAuthority
-    from onecard.identity.models import AssuranceLevel
-    from tests import factories
-    from tests.ca import csr_factory
-
     other = CertificateAuthority(own_ca.sealer, settings)  # another worker's cache
     with own_ca.database.session() as session:
         person_id = factories.person(session, own_ca.sealer, level=AssuranceLevel.LOW).id
         citizen = active_authority(session, AuthorityKind.CITIZEN)
         other.private_key(citizen, "ocsp_private_key")  # warm: the old responder key
         hierarchy.issue_ocsp_responder(session, own_ca.ca, citizen, Actor.system())
-    from onecard.ca import issuance
-    from onecard.ca.csr import check_csr
-    from onecard.ca.profiles import get_profile
 
     with own_ca.database.session() as session:
         certificate = issuance.issue(

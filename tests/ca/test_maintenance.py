@@ -12,6 +12,8 @@ from onecard.ca.background import MAINTENANCE_JOB, enqueue_maintenance, handle_m
 from onecard.ca.models import Authority, Crl, OcspResponse
 from onecard.core.clock import FrozenClock, use_clock
 from onecard.core.jobs import Job, JobContext
+from onecard.identity.models import AssuranceLevel
+from tests import factories
 
 
 def _state(runtime, certificate_id):  # type: ignore[no-untyped-def]
@@ -24,9 +26,6 @@ def _state(runtime, certificate_id):  # type: ignore[no-untyped-def]
 
 
 def test_maintenance_refreshes_crls_answers_and_responders(own_ca, issue) -> None:
-    from onecard.identity.models import AssuranceLevel
-    from tests import factories
-
     with own_ca.database.session() as session:
         person_id = factories.person(session, own_ca.sealer, level=AssuranceLevel.LOW).id
     certificate = issue(person_id=person_id, database=own_ca.database)
