@@ -7,6 +7,7 @@ functions as the HTTP API, and are audited as ``cli`` actions under the operatin
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -144,7 +145,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
 ) -> None:
     """Run the service (embedded default: SQLite and a master key under ./var/)."""
-    import uvicorn
+    from onecard.api import server
 
     settings = get_settings()
     public_url = settings.public_url or f"http://{host}:{port}"
@@ -157,16 +158,10 @@ def serve(
     if workers > 1:
         _multiprocess_metrics(settings)
     console.print(f"onecard serving on {public_url} (docs at {public_url}/docs)")
-    uvicorn.run(
-        "onecard.api.main:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        proxy_headers=True,
-        server_header=False,
-    )
+    options = {"factory": True, "access_log": False, "proxy_headers": True, "server_header": False}
+    app_path = "onecard.api.main:app_from_environment"
+    worker = functools.partial(server.uvicorn_worker, app=app_path, options=options)
+    server.run(worker, host=host, port=port, workers=workers)
 
 
 def _multiprocess_metrics(settings: Settings) -> None:
