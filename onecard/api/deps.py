@@ -19,9 +19,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from onecard.api.runtime import Runtime
 from onecard.core.audit import Actor
 from onecard.core.errors import Forbidden, Unauthenticated
-from onecard.identity.models import AssuranceLevel, Person, StaffRoleName, SubjectStatus
+from onecard.identity.models import AssuranceLevel, StaffRoleName, SubjectStatus
 from onecard.identity.oidc.tokens import TokenRejected, verify_access_token
-from onecard.identity.staff import current_roles
+from onecard.identity.staff import person_standing
 from onecard.identity.tokens import TOKEN_PREFIX, authenticate
 
 
@@ -97,12 +97,13 @@ def _resolve(runtime: Runtime, token: str) -> Principal:
         jti = str(info.claims["jti"])
         if info.person_id is None:
             return Principal(jti, "client", None, 0, frozenset(), info.scopes, info.client_id)
-        person = session.get(Person, info.person_id)
-        if person is None or person.status != SubjectStatus.ACTIVE:
+        standing = person_standing(session, info.person_id)
+        if standing is None or standing.status != SubjectStatus.ACTIVE:
             raise Unauthenticated("the account is not active", code="invalid_token")
-        roles = current_roles(session, person.id)
-        level = min(person.assurance_level, _level_of(info.claims))
-        return Principal(jti, "person", person.id, level, roles, info.scopes, info.client_id)
+        level = min(standing.level, _level_of(info.claims))
+        return Principal(
+            jti, "person", info.person_id, level, standing.roles, info.scopes, info.client_id
+        )
 
 
 def current_principal(token: BearerToken, runtime: RuntimeDep) -> Principal:

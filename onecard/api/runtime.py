@@ -12,10 +12,13 @@ from datetime import timedelta
 
 from onecard.ca import background  # noqa: F401  (registers its jobs and its status listener)
 from onecard.ca.hierarchy import ensure_hierarchy
+from onecard.ca.issuance import Signed, record_batch
+from onecard.ca.models import Certificate
 from onecard.ca.ocsp import OcspResponder
 from onecard.ca.service import CertificateAuthority
 from onecard.core.audit import Actor
 from onecard.core.db import Database, startup_lock
+from onecard.core.group_commit import GroupCommit
 from onecard.core.keyring import Keyring
 from onecard.core.sealing import Sealer, load_master_key
 from onecard.core.settings import Settings
@@ -35,8 +38,10 @@ class Runtime:
     provider: Provider
     ca: CertificateAuthority
     ocsp: OcspResponder
+    issuance: GroupCommit[tuple[Signed, Actor], Certificate]
 
     def close(self) -> None:
+        self.issuance.close()
         self.database.dispose()
 
 
@@ -60,6 +65,7 @@ def build_runtime(
         provider=Provider.from_settings(settings, sealer, keyring),
         ca=ca,
         ocsp=OcspResponder(database, ca),
+        issuance=GroupCommit(database, record_batch, name="ca-issuance"),
     )
 
 

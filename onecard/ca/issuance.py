@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
+from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
@@ -36,13 +38,27 @@ from onecard.ca.certificates import (
 )
 from onecard.ca.csr import CheckedCsr, CsrRejected
 from onecard.ca.dns import check_allowed, normalise_dns_name
-from onecard.ca.models import Authority, AuthorityStatus, Certificate, CertifiedKey, SubjectKind
+from onecard.ca.models import (
+    Authority,
+    AuthorityStatus,
+    Certificate,
+    CertificateStatus,
+    CertifiedKey,
+    SubjectKind,
+)
 from onecard.ca.ocsp import CertificateState, Responder, presigned_answer, store_answers
 from onecard.ca.profiles import Profile
-from onecard.ca.service import CertificateAuthority, active_authority
+from onecard.ca.service import CertificateAuthority
 from onecard.core import clock
-from onecard.core.audit import Actor, record
-from onecard.core.errors import Conflict, Forbidden, InvalidInput, InvalidState, NotFound
+from onecard.core.audit import Actor, EventSpec, record_many
+from onecard.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    OnecardError,
+)
 from onecard.identity.models import Enterprise, Person, SubjectStatus
 
 
@@ -69,7 +85,11 @@ def _bounded(value: str, limit: int, what: str) -> str:
 
 
 def person_subject(session: Session, person_id: uuid.UUID) -> Subject:
-    person = session.get(Person, person_id)
+    person = session.exec(
+        select(Person.id, Person.status, Person.name, Person.assurance_level).where(
+            Person.id == person_id
+        )
+    ).one_or_none()
     if person is None:
         raise NotFound("no such person", code="person_not_found")
     _require_active(person.status, "person")
@@ -165,25 +185,6 @@ def check_eligible(profile: Profile, subject: Subject, csr: CheckedCsr) -> None:
         )
 
 
-def bind_key(session: Session, spki_sha256: bytes, binding: str) -> None:
-    """Record that this key stands for ``binding``; refuse it for anyone else. The primary
-    key decides under races: of two subjects racing for one key, one insert wins."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.exec(  # type: ignore[call-overload]
-        insert(CertifiedKey)
-        .values(spki_sha256=spki_sha256, subject=binding, created_at=clock.now())
-        .on_conflict_do_nothing(index_elements=["spki_sha256"])
-    )
-    owner = session.exec(
-        select(CertifiedKey.subject).where(CertifiedKey.spki_sha256 == spki_sha256)
-    ).one()
-    if owner != binding:
-        raise Conflict(
-            "this public key is already certified for another subject", code="key_already_certified"
-        )
-
-
 @dataclass(frozen=True)
 class Signed:
     """A certificate signed but not yet recorded: what :func:`prepare` hands :func:`record`.
@@ -216,7 +217,7 @@ def prepare(
     """Check the policy and sign the certificate and its first OCSP answer. Only reads: on
     SQLite this runs in a read session, so the signatures are made outside the write lock."""
     check_eligible(profile, subject, csr)
-    authority = active_authority(session, profile.authority)
+    authority = ca.active(session, profile.authority)
     issuer = ca.issuer(authority)
     not_before = clock.now() - BACKDATE
     # RFC 5280 §4.1.2.5 counts both ends: the last second is notBefore + validity - 1 s.
@@ -259,42 +260,140 @@ def prepare(
 
 
 def record_signed(session: Session, signed: Signed, *, actor: Actor) -> Certificate:
-    """Record a signed certificate, its key binding, its OCSP answer and the audit event, after
-    checking again (inside the write transaction) that the authority still issues and the
-    subject is still active."""
-    authority = session.get(Authority, signed.authority_id)
-    if authority is None or authority.status != AuthorityStatus.ACTIVE:
-        raise InvalidState(
-            "the issuing authority was retired meanwhile; ask again", code="authority_retired"
+    """Record one signed certificate (see :func:`record_batch`); raises what refused it."""
+    outcome = record_batch(session, [(signed, actor)])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def record_batch(
+    session: Session, batch: Sequence[tuple[Signed, Actor]]
+) -> list[Certificate | OnecardError]:
+    """Record signed certificates, each with its key binding, its pre-signed OCSP answer and
+    its audit event, in the caller's transaction; one statement per table however many there
+    are (several workers' requests share one write, see :mod:`onecard.core.group_commit`).
+
+    Each is first checked again, inside the write transaction: its authority still issues, its
+    subject is still active, and its key stands for no other subject (the primary key decides
+    races: of two subjects racing for one key, one insert wins). One that fails gets its error
+    in its place and writes nothing; the others are recorded.
+    """
+    outcomes: list[Certificate | OnecardError | None] = [None] * len(batch)
+    _recheck(session, [signed for signed, _ in batch], outcomes)
+    _bind_keys(session, [signed for signed, _ in batch], outcomes)
+    now = clock.now()
+    pending = [
+        (signed, actor, _certificate_row(signed, actor, now))
+        for (signed, actor), outcome in zip(batch, outcomes, strict=True)
+        if outcome is None
+    ]
+    if pending:
+        session.execute(insert(Certificate), [row for _, _, row in pending])
+        answers = [{"certificate_id": row["id"], **s.ocsp_answer} for s, _, row in pending]
+        store_answers(session, answers)
+        record_many(session, [_issue_event(s, actor, row["serial"]) for s, actor, row in pending])
+    recorded = (Certificate(**row) for _, _, row in pending)
+    return [outcome if outcome is not None else next(recorded) for outcome in outcomes]
+
+
+def _recheck(
+    session: Session, batch: list[Signed], outcomes: list[Certificate | OnecardError | None]
+) -> None:
+    """Authorities and subjects as they are now (one query per table)."""
+    issuing = set(
+        session.exec(
+            select(Authority.id).where(
+                Authority.id.in_({s.authority_id for s in batch}),
+                Authority.status == AuthorityStatus.ACTIVE,
+            )
         )
-    _recheck_subject(session, signed.subject)
-    bind_key(session, signed.csr.spki_sha256, signed.subject.binding)
-    subject = signed.subject
-    certificate = Certificate(
-        serial=serial_hex(signed.serial),
-        authority_id=signed.authority_id,
-        profile=signed.profile.name,
-        subject_kind=subject.kind,
-        person_id=subject.person_id,
-        enterprise_id=subject.enterprise_id,
-        subject_dn=signed.subject_dn[:500],
-        search_text=" ".join([signed.subject_dn, *subject.dns_names]).lower()[:2000],
-        spki_sha256=signed.csr.spki_sha256,
-        der=signed.der,
-        not_before=signed.not_before,
-        not_after=signed.not_after,
-        issued_by=actor.label,
-        created_at=clock.now(),
     )
-    session.add(certificate)
-    session.flush()
-    store_answers(session, [{"certificate_id": certificate.id, **signed.ocsp_answer}])
-    record(
-        session,
+    persons = _statuses(session, Person, {s.subject.person_id for s in batch} - {None})
+    enterprises = _statuses(session, Enterprise, {s.subject.enterprise_id for s in batch} - {None})
+    for index, signed in enumerate(batch):
+        subject = signed.subject
+        try:
+            if signed.authority_id not in issuing:
+                raise InvalidState(
+                    "the issuing authority was retired meanwhile; ask again",
+                    code="authority_retired",
+                )
+            if subject.person_id is not None:
+                _require_active(persons[subject.person_id], "person")
+            if subject.enterprise_id is not None:
+                _require_active(enterprises[subject.enterprise_id], "enterprise")
+        except OnecardError as exc:
+            outcomes[index] = exc
+
+
+def _statuses(session: Session, model: type[Person | Enterprise], ids: set[Any]) -> dict[Any, str]:
+    if not ids:
+        return {}
+    return dict(session.exec(select(model.id, model.status).where(model.id.in_(ids))).all())
+
+
+def _bind_keys(
+    session: Session, batch: list[Signed], outcomes: list[Certificate | OnecardError | None]
+) -> None:
+    """Bind each key to its subject (one insert), then refuse those another subject holds."""
+    wanted = {
+        signed.csr.spki_sha256: signed.subject.binding
+        for signed, outcome in zip(reversed(batch), reversed(outcomes), strict=True)
+        if outcome is None
+    }  # reversed: of two subjects in one batch asking for one key, the first one wins
+    if not wanted:
+        return
+    dialect = session.get_bind().dialect.name
+    insert_key = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = clock.now()
+    session.execute(
+        insert_key(CertifiedKey).on_conflict_do_nothing(index_elements=["spki_sha256"]),
+        [{"spki_sha256": k, "subject": b, "created_at": now} for k, b in wanted.items()],
+    )
+    owners = dict(
+        session.exec(
+            select(CertifiedKey.spki_sha256, CertifiedKey.subject).where(
+                CertifiedKey.spki_sha256.in_(wanted)
+            )
+        ).all()
+    )
+    for index, signed in enumerate(batch):
+        if outcomes[index] is None and owners[signed.csr.spki_sha256] != signed.subject.binding:
+            outcomes[index] = Conflict(
+                "this public key is already certified for another subject",
+                code="key_already_certified",
+            )
+
+
+def _certificate_row(signed: Signed, actor: Actor, now: datetime) -> dict[str, Any]:
+    subject = signed.subject
+    return {
+        "id": uuid.uuid4(),
+        "serial": serial_hex(signed.serial),
+        "authority_id": signed.authority_id,
+        "profile": signed.profile.name,
+        "subject_kind": subject.kind,
+        "person_id": subject.person_id,
+        "enterprise_id": subject.enterprise_id,
+        "subject_dn": signed.subject_dn[:500],
+        "search_text": " ".join([signed.subject_dn, *subject.dns_names]).lower()[:2000],
+        "spki_sha256": signed.csr.spki_sha256,
+        "der": signed.der,
+        "not_before": signed.not_before,
+        "not_after": signed.not_after,
+        "status": CertificateStatus.VALID,
+        "issued_by": actor.label,
+        "created_at": now,
+    }
+
+
+def _issue_event(signed: Signed, actor: Actor, serial: str) -> EventSpec:
+    return EventSpec(
         CaAction.CERTIFICATE_ISSUE,
-        actor=actor,
-        subject=("ca_certificate", certificate.serial),
-        person_id=subject.person_id,
+        actor,
+        subject=("ca_certificate", serial),
+        person_id=signed.subject.person_id,
         data={
             "profile": signed.profile.name,
             "authority": signed.authority_name,
@@ -302,18 +401,6 @@ def record_signed(session: Session, signed: Signed, *, actor: Actor) -> Certific
             "not_after": signed.not_after.isoformat(),
         },
     )
-    return certificate
-
-
-def _recheck_subject(session: Session, subject: Subject) -> None:
-    if subject.person_id is not None:
-        status = session.exec(select(Person.status).where(Person.id == subject.person_id)).one()
-        _require_active(status, "person")
-    if subject.enterprise_id is not None:
-        status = session.exec(
-            select(Enterprise.status).where(Enterprise.id == subject.enterprise_id)
-        ).one()
-        _require_active(status, "enterprise")
 
 
 def issue(

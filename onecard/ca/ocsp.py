@@ -115,6 +115,17 @@ class Responder:
 
     @classmethod
     def of(cls, ca: CertificateAuthority, authority: Authority) -> Responder:
+        """The authority's responder, derived once per revision (a renewal bumps it)."""
+        key = (authority.id, authority.revision)
+        responder = ca.derived.get(key)
+        if responder is None:
+            if len(ca.derived) > 100:  # revisions only grow: old ones are never asked again
+                ca.derived.clear()
+            responder = ca.derived[key] = cls._derive(ca, authority)
+        return responder
+
+    @classmethod
+    def _derive(cls, ca: CertificateAuthority, authority: Authority) -> Responder:
         issuer = ca.certificate(authority)
         name_der = issuer.subject.public_bytes()
         key_bits = issuer.public_key().public_bytes(

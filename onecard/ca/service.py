@@ -4,13 +4,16 @@
 the authorities' parsed certificates (keyed by authority id: an authority's certificate never
 changes) and opened private keys (keyed by the sealed bytes too, so a key another process
 replaced, such as a renewed OCSP responder's, is never used in place of the new one). Which authority is active
-is always read from the database inside the caller's transaction.
+is always read from the database inside the caller's transaction: :meth:`CertificateAuthority.
+active` asks for its id and revision only, and re-reads the whole row (certificate, sealed keys)
+when they move (a new authority, a renewed OCSP responder, a revocation).
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -42,6 +45,9 @@ class CertificateAuthority:
         self.organization = settings.ca_organization
         self._certificates: dict[uuid.UUID, x509.Certificate] = {}
         self._keys: dict[tuple[uuid.UUID, str, bytes], ec.EllipticCurvePrivateKey] = {}
+        self._active: dict[AuthorityKind, Authority] = {}
+        # Per (authority id, revision): what signing with it needs, derived once (see ocsp.py).
+        self.derived: dict[tuple[uuid.UUID, int], Any] = {}
 
     # -- authorities -----------------------------------------------------------------------
 
@@ -67,6 +73,22 @@ class CertificateAuthority:
             self._keys[(authority.id, column, sealed)] = cached
         return cached
 
+    def active(self, session: Session, kind: AuthorityKind) -> Authority:
+        """The active authority of ``kind`` (a detached row: read it, do not change it)."""
+        row = session.exec(
+            select(Authority.id, Authority.revision).where(
+                Authority.kind == kind, Authority.status == AuthorityStatus.ACTIVE
+            )
+        ).one_or_none()
+        if row is None:
+            raise _missing(kind)
+        cached = self._active.get(kind)
+        if cached is None or (cached.id, cached.revision) != tuple(row):
+            cached = session.get_one(Authority, row[0])
+            session.expunge(cached)
+            self._active[kind] = cached
+        return cached
+
     def issuer(self, authority: Authority) -> Issuer:
         return Issuer(
             authority.id,
@@ -87,10 +109,14 @@ def active_authority(session: Session, kind: AuthorityKind) -> Authority:
         select(Authority).where(Authority.kind == kind, Authority.status == AuthorityStatus.ACTIVE)
     ).one_or_none()
     if authority is None:
-        raise InvalidState(
-            f"no active {kind} authority: run `onecard ca init`", code="authority_missing"
-        )
+        raise _missing(kind)
     return authority
+
+
+def _missing(kind: AuthorityKind) -> InvalidState:
+    return InvalidState(
+        f"no active {kind} authority: run `onecard ca init`", code="authority_missing"
+    )
 
 
 def get_authority(session: Session, name: str) -> Authority:

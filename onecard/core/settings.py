@@ -45,7 +45,9 @@ class Settings(BaseSettings):
         None, description="Master key file; empty means `<data_dir>/master.key` (mode 0600)."
     )
     log_level: str = Field("INFO", description="Python logging level.")
-    db_pool_size: int = Field(10, ge=1, description="Connections per worker (PostgreSQL).")
+    db_pool_size: int = Field(
+        20, ge=1, description="Connections kept per worker (PostgreSQL); as many again at peaks."
+    )
     admin_token_max_ttl_seconds: int = Field(
         8 * 3600, ge=60, description="Longest lifetime the CLI may give an administrator token."
     )

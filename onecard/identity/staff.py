@@ -7,8 +7,9 @@ withdrawn (that would leave nobody able to administer the service).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy import func
+from sqlalchemy import and_, func
 from sqlmodel import Session, select
 
 from onecard.core import clock
@@ -37,6 +38,31 @@ def current_roles(session: Session, person_id: uuid.UUID) -> frozenset[StaffRole
         )
     )
     return frozenset(StaffRoleName(role) for role in rows)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What a request needs to know about the person calling."""
+
+    status: str
+    level: int
+    roles: frozenset[StaffRoleName]
+
+
+def person_standing(session: Session, person_id: uuid.UUID) -> Standing | None:
+    """The person's status, assurance level and current staff roles, in one query (every API
+    request asks)."""
+    rows = session.exec(
+        select(Person.status, Person.assurance_level, StaffRole.role)
+        .outerjoin(
+            StaffRole, and_(StaffRole.person_id == Person.id, StaffRole.withdrawn_at.is_(None))
+        )
+        .where(Person.id == person_id)
+    ).all()
+    if not rows:
+        return None
+    roles = frozenset(StaffRoleName(role) for _, _, role in rows if role is not None)
+    return Standing(rows[0][0], rows[0][1], roles)
 
 
 def list_grants(

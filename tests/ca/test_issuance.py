@@ -12,11 +12,12 @@ from cryptography.x509.oid import (
     ExtendedKeyUsageOID,
     NameOID,
 )
+from sqlmodel import select
 
 from onecard.ca import dns, issuance
-from onecard.ca.csr import CsrRejected
-from onecard.ca.models import CertificateStatus
-from onecard.ca.profiles import DOCUMENT_SIGNING
+from onecard.ca.csr import CsrRejected, check_csr
+from onecard.ca.models import Certificate, CertificateStatus, OcspResponse
+from onecard.ca.profiles import DOCUMENT_SIGNING, get_profile
 from onecard.core.audit import Actor
 from onecard.core.errors import Conflict, Forbidden, InvalidInput, InvalidState
 from onecard.identity import persons
@@ -198,8 +199,6 @@ def test_names_too_long_for_a_certificate_are_refused(issue, new_enterprise) -> 
 def test_server_side_keys_come_back_once_as_pkcs12(runtime, new_person) -> None:
     from cryptography.hazmat.primitives.serialization import pkcs12
 
-    from onecard.ca.profiles import get_profile
-
     key, csr = issuance.generated_key_request()
     with runtime.database.session() as session:
         signed = issuance.prepare(
@@ -216,3 +215,51 @@ def test_server_side_keys_come_back_once_as_pkcs12(runtime, new_person) -> None:
     assert len(loaded.additional_certs) == 1
     with pytest.raises(ValueError, match="Invalid password"):
         pkcs12.load_pkcs12(bundle, b"the wrong passphrase")
+
+
+def test_a_batch_records_what_still_passes_and_refuses_the_rest(runtime, new_person) -> None:
+    """Concurrent issuances share one write: each is checked again there, alone."""
+    first, second, suspended = new_person(), new_person(), new_person()
+    shared_key = csr_factory.private_key()
+    requests = [
+        (first, csr_factory.csr(shared_key)),
+        (second, csr_factory.csr(shared_key)),  # the same key for another subject
+        (suspended, csr_factory.csr()),
+    ]
+    with runtime.database.read_session() as session:
+        signed = [
+            issuance.prepare(
+                session,
+                runtime.ca,
+                profile=get_profile("citizen-auth"),
+                subject=issuance.person_subject(session, person_id),
+                csr=check_csr(csr),
+            )
+            for person_id, csr in requests
+        ]
+    with runtime.database.session() as session:
+        persons.change_status(
+            session,
+            persons.get_person(session, suspended),
+            StatusChange.SUSPEND,
+            actor=Actor.system(),
+            reason="fraud check",
+        )
+    before = counts(runtime.database)
+    with runtime.database.session() as session:
+        outcomes = issuance.record_batch(session, [(s, Actor.system()) for s in signed])
+
+    recorded, conflict, inactive = outcomes
+    assert isinstance(recorded, Certificate)
+    assert recorded.serial == format(signed[0].serial, "x")
+    assert isinstance(conflict, Conflict)
+    assert conflict.code == "key_already_certified"
+    assert isinstance(inactive, InvalidState)
+    assert inactive.code == "person_not_active"
+    assert counts(runtime.database) == (before[0] + 1, before[1] + 1)
+    with runtime.database.session() as session:
+        stored = session.exec(
+            select(Certificate).where(Certificate.serial == recorded.serial)
+        ).one()
+        assert stored.person_id == first
+        assert session.get(OcspResponse, stored.id) is not None

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from onecard.api import idempotency
@@ -84,13 +85,19 @@ def _issue(
     subject: SubjectOf,
 ) -> Response:
     """Check and sign in a read session (on SQLite, outside the write lock), then record in
-    one short write transaction; an Idempotency-Key replays the first answer."""
+    a short write transaction, shared with concurrent issuances unless an Idempotency-Key asks
+    for its answer to be kept (a retry replays it)."""
     profile = get_profile(body.profile)
     csr = _csr(body.csr)
     with runtime.database.read_session() as session:
         signed = issuance.prepare(
             session, runtime.ca, profile=profile, subject=subject(session), csr=csr
         )
+
+    if key is None:  # the usual request: its write is shared with concurrent issuances
+        certificate = runtime.issuance.submit((signed, principal.actor))
+        out = CertificateOut.of(certificate, signed.authority_name)
+        return JSONResponse(out.model_dump(mode="json"), status_code=201)
 
     def create() -> CertificateOut:
         certificate = issuance.record_signed(session, signed, actor=principal.actor)

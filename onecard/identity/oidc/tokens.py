@@ -237,27 +237,28 @@ def verify_access_token(session: Session, provider: Provider, token: str) -> Acc
     client = provider.clients.get(session, client_id)
     if client is None or client.status != ClientStatus.ACTIVE:
         raise TokenRejected("the client is disabled")
+    # Columns only, no ORM objects: this runs on every API request.
     row = session.exec(
-        select(AccessToken, Grant)
+        select(AccessToken.revoked_at, Grant.revoked_at, Grant.id, Grant.person_id)
         .join(Grant, and_(Grant.id == AccessToken.grant_id), isouter=True)
         .where(AccessToken.jti == jti)
     ).one_or_none()
     person_token = claims["sub"] != client_id
+    grant_id = person_id = None
     if row is None:
         if person_token:
             raise TokenRejected("unknown token")
-        grant = None
     else:
-        record, grant = row
-        if record.revoked_at is not None or (grant is not None and grant.revoked_at is not None):
+        token_revoked_at, grant_revoked_at, grant_id, person_id = row
+        if token_revoked_at is not None or grant_revoked_at is not None:
             raise TokenRejected("the token was revoked")
     scope = claims.get("scope", "")
     return AccessTokenInfo(
         claims=claims,
         client_id=client_id,
         scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
-        person_id=grant.person_id if grant else None,
-        grant_id=grant.id if grant else None,
+        person_id=person_id,
+        grant_id=grant_id,
     )
 
 
