@@ -13,22 +13,25 @@ issue  certificates issued per second over HTTP: `POST /v1/me/certificates` with
        certificate is fetched back and checked (issued by the citizen CA, the CSR's key, the
        citizen's subject) before the load; afterwards the database must hold a certificate for
        every 201 received. onecard only (the peer answers OCSP, it does not issue).
-ocsp   OCSP responses per second, onecard's responder against `openssl ocsp` run as a responder
-       (openssl from PATH) on the same certificates: N certificates (--ocsp-certificates, one in
-       ten revoked with various reasons) are issued in onecard with onecard imported here,
-       the issuing authority's index is exported with `onecard ca export-index`, and openssl
-       gets the issuing CA certificate, the delegated OCSP responder's certificate and its key
-       (written to the temporary folder only, mode 0600), with `-multi` = --workers and
-       `-nmin 60`. Both get the same requests (cryptography's OCSPRequestBuilder, SHA-1 CertID,
+ocsp   OCSP responses per second, onecard's dedicated responder (`onecard ocsp-responder
+       --workers N`, onecard.api.ocsp_server: what deployments route /ocsp to, started on its
+       own port beside `onecard serve`, on the same data directory and database) against
+       `openssl ocsp` run as a responder (openssl from PATH) on the same certificates: N
+       certificates (--ocsp-certificates, one in ten revoked with various reasons) are issued
+       in onecard with onecard imported here, the issuing authority's index is exported with
+       `onecard ca export-index`, and openssl gets the issuing CA certificate, the delegated
+       OCSP responder's certificate and its key (written to the temporary folder only, mode
+       0600), with `-multi` = --workers and `-nmin 60`. Both get the same requests (cryptography's OCSPRequestBuilder, SHA-1 CertID,
        one per certificate, cycled through) from the same load generator with the same
        connections and duration, in three variants: POST without nonce (the cacheable kind
        relying parties send), GET without nonce (RFC 6960 appendix A.1: onecard at
        /ocsp/<base64>, openssl at /<base64>), and POST with a nonce (signed on demand). A
        sample of each server's answers is parsed before the load (and openssl's again after
        it): successful, signed by the delegated responder, the right serial and status
-       (good/revoked, with its reason), the nonce echoed. onecard's workers are primed first by
-       an unmeasured 10 s run (they answer nonce-less requests from memory once they have read
-       each pre-signed answer: the steady state relying parties see). `openssl ocsp` speaks
+       (good/revoked, with its reason), the nonce echoed. The responder's workers are primed
+       first by an unmeasured 10 s run (they answer nonce-less requests from memory once they
+       have read each pre-signed answer: the steady state relying parties see); `onecard serve`
+       runs the jobs that re-sign the revoked certificates' answers. `openssl ocsp` speaks
        HTTP/1.0 and closes the connection after every response, so each of its answers costs
        the client a new TCP connection (the table counts the connections opened); it is started
        afresh for each run and only then (its 3.0 responder processes spin at 100 % CPU for
@@ -50,10 +53,10 @@ crl    CRL generation for 100,000 revoked entries (--crl-entries), in this proce
        with cryptography (signature checked against the issuing CA, every entry there) and by
        `openssl crl -verify`.
 
-onecard runs `serve --workers N` on 127.0.0.1 in a temporary data directory on SQLite, or on
-PostgreSQL with --database-url (a fresh schema, dropped afterwards); openssl's responder runs
-with the same number of processes, the two one after the other (onecard idles, started,
-while openssl is measured). The load generator runs on the same cores as the servers. The
+onecard runs `serve --workers N` (and, for ocsp, `ocsp-responder --workers N` beside it) on
+127.0.0.1 in a temporary data directory on SQLite, or on PostgreSQL with --database-url (a
+fresh schema, dropped afterwards); openssl's responder runs with the same number of
+processes, the two one after the other (onecard idles, started, while openssl is measured). The load generator runs on the same cores as the servers. The
 peer tools (bench/peer/: autocannon; exact versions in package.json and package-lock.json) are
 installed with `npm ci` into a temporary folder, never into the repository. Everything started
 is stopped and every temporary folder removed when the run ends, by failure, Ctrl-C or SIGTERM
@@ -108,6 +111,7 @@ from bench.token_endpoint import (
     HOST,
     LOAD_GRACE,
     ONECARD,
+    START_TIMEOUT,
     BenchError,
     NodePeer,
     Onecard,
@@ -122,6 +126,7 @@ from bench.token_endpoint import (
     _stop_group,
     _tail,
     _terminate,
+    _wait_http_ok,
     postgres_schema,
     report_log,
 )
@@ -147,12 +152,41 @@ INSERT_CHUNK = 10_000
 
 class CaOnecard(Onecard):
     """onecard in a temporary data directory: `onecard init` (which creates the CA hierarchy),
-    then `onecard serve` as in bench/token_endpoint.py. No OAuth client is needed here."""
+    then `onecard serve` as in bench/token_endpoint.py, and `onecard ocsp-responder` beside it.
+    No OAuth client is needed here."""
 
     def prepare(self) -> None:
         done = _run([ONECARD, "init"], what="onecard init", cwd=self.root, env=self.env)
         if done.returncode != 0:
             raise BenchError(f"onecard init failed:\n{done.stdout}{done.stderr}")
+
+    @contextlib.contextmanager
+    def responding(self, server: Server) -> Iterator[Server]:
+        """`onecard ocsp-responder` on a port of its own, with the same workers, data
+        directory and environment as ``server`` (whose ``local`` it shares), stopped (or
+        killed) with the benchmark as `onecard serve` is."""
+        port = _free_port()
+        log = self.root / "ocsp-responder.log"
+        command = [ONECARD, "ocsp-responder", "--host", HOST, "--port", str(port)]
+        command += ["--workers", str(self.workers)]
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command,
+                cwd=self.root,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()),
+            )
+        try:
+            base = f"http://{HOST}:{port}"
+            what = "onecard ocsp-responder"
+            _wait_http_ok(f"{base}/healthz", process, log, what, START_TIMEOUT)
+            yield dataclasses.replace(server, base_url=base, endpoint_path="/ocsp", log=log)
+        finally:
+            _stop_group(process)
 
 
 class CaPeer(NodePeer):
@@ -855,11 +889,14 @@ def sample_ocsp(
 
 def measure_ocsp(
     server: Server,
+    responder: Server,
     load: Load,
     *,
     certificates: int,
     autocannon: bool,
 ) -> tuple[list[Row], list[str]]:
+    """``server`` (`onecard serve`) issues, revokes and re-signs; ``responder`` (`onecard
+    ocsp-responder`) is measured."""
     local = _local(server)
     started = time.perf_counter()
     issued = issue_in_process(local, certificates, OCSP_CITIZENS)
@@ -962,7 +999,7 @@ def measure_ocsp(
             row.failures += report_log(target, since, f"ocsp {variant.key}", row.failures)
         return row
 
-    # onecard answers nonce-less requests from each worker's memory once it has read the
+    # The responder answers nonce-less requests from each worker's memory once it has read the
     # pre-signed answer from the database; relying parties asking again and again see that
     # steady state, so it is reached before anything is measured (a warm-up shorter than the
     # time to fill every worker's memory would otherwise measure the database instead).
@@ -972,22 +1009,22 @@ def measure_ocsp(
         server.log.parent,
         {
             "mode": "ocsp",
-            "base_url": server.base_url,
-            "requests": _ocsp_paths(server, requests["post"], "POST"),
+            "base_url": responder.base_url,
+            "requests": _ocsp_paths(responder, requests["post"], "POST"),
         },
     )
     primed = time.perf_counter() - started
     print(
-        f"  onecard's workers primed: {primer['ok_total']:,} POST answers in {primed:.0f} s "
-        f"(unmeasured), {primer['errors'] + primer['warmup_errors']} failures",
+        f"  onecard ocsp-responder's workers primed: {primer['ok_total']:,} POST answers in "
+        f"{primed:.0f} s (unmeasured), {primer['errors'] + primer['warmup_errors']} failures",
         flush=True,
     )
     for variant in VARIANTS:
-        rows.append(run(server, variant))
+        rows.append(run(responder, variant))
         rows.append(run_openssl(variant))
     if autocannon:
         variant = VARIANTS[0]
-        for row in (run(server, variant, "autocannon"), run_openssl(variant, "autocannon")):
+        for row in (run(responder, variant, "autocannon"), run_openssl(variant, "autocannon")):
             row.variant = f"{variant.title} (autocannon cross-check)"
             if row.server != "onecard":
                 row.p50_ms = row.p99_ms = None  # mis-timed: see the module docstring
@@ -996,9 +1033,17 @@ def measure_ocsp(
         rows[0].failures += int(primer["errors"]) + int(primer["warmup_errors"])
         rows[0].notes.append(f"onecard: failures while priming: {primer['samples']}")
     notes.append(
+        f"onecard: its dedicated OCSP responder, `onecard ocsp-responder --workers "
+        f"{responder.workers}` (onecard.api.ocsp_server: asyncio and httptools on uvloop, "
+        "HTTP/1.1 keep-alive), on a port of its own beside `onecard serve` and on the same "
+        "database, as deployments route /ocsp and /ocsp/* to it; `onecard serve` answers OCSP "
+        "too (the embedded default) but is not measured here"
+    )
+    notes.append(
         f"before the first onecard run, a {PRIME_SECONDS} s unmeasured run of the POST "
-        "requests fills each worker's memory with the pre-signed answers (the steady state; "
-        "while filling, answers come from the database table at roughly the with-nonce rate)"
+        "requests fills each responder worker's memory with the pre-signed answers (the steady "
+        "state; while filling, answers come from the database table at roughly the with-nonce "
+        "rate)"
     )
     notes.append(
         f"{len(issued):,} certificates of {CITIZEN_AUTHORITY} ({revoked} revoked: "
@@ -1019,7 +1064,8 @@ def measure_ocsp(
         "behaviour), so each of its answers costs a new TCP connection (column `connections`); "
         "it signs every answer on demand (no cache), from the index file in memory. onecard "
         "keeps the connections and answers nonce-less requests from pre-signed bytes held in "
-        "each worker's memory; requests with a nonce are signed on demand in its thread pool "
+        "each worker's memory; requests with a nonce are signed on demand, on the event loop "
+        "once the certificate's status is in the worker's memory, else in its thread pool "
         "after a database look-up."
     )
     if autocannon:
@@ -1217,7 +1263,10 @@ def print_issue(row: Row, backend: str) -> bool:
 
 
 def print_ocsp(rows: list[Row], notes: list[str], backend: str) -> bool:
-    print("\n### OCSP responses per second: onecard against `openssl ocsp`, same certificates\n")
+    print(
+        "\n### OCSP responses per second: `onecard ocsp-responder` against `openssl ocsp`, "
+        "same certificates\n"
+    )
     print("| request | server | workers | responses/s | p50 ms | p99 ms | errors | connections |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
@@ -1354,20 +1403,28 @@ def run(args: argparse.Namespace) -> int:
                     _settle_log(server)
                     tracebacks += report_log(server, since, "issue", issue_row.failures)
                 if "ocsp" in chosen:
-                    print(" ocsp: onecard's responder against openssl ocsp", flush=True)
+                    print(" ocsp: onecard ocsp-responder against openssl ocsp", flush=True)
                     since = _log_size(server)
-                    try:
-                        # Each variant's server log is reported as it ends (measure_ocsp).
-                        ocsp_rows, ocsp_notes = measure_ocsp(
-                            server,
-                            load,
-                            certificates=args.ocsp_certificates,
-                            autocannon=not args.no_autocannon,
-                        )
-                    except BenchError:
-                        _settle_log(server)
-                        report_log(server, since, "ocsp", failures=1)
-                        raise
+                    with onecard.responding(server) as responder:
+                        if args.keep_logs:
+                            stack.callback(_keep_log, responder.log, args.keep_logs)
+                        try:
+                            # The responder's log is reported as each variant ends.
+                            ocsp_rows, ocsp_notes = measure_ocsp(
+                                server,
+                                responder,
+                                load,
+                                certificates=args.ocsp_certificates,
+                                autocannon=not args.no_autocannon,
+                            )
+                        except BenchError:
+                            _settle_log(responder)
+                            report_log(responder, 0, "ocsp", failures=1)
+                            raise
+                        finally:
+                            # `onecard serve` ran the re-signing jobs meanwhile.
+                            _settle_log(server)
+                            tracebacks += report_log(server, since, "ocsp (serve)", 0)
         if "crl" in chosen:
             print(f" crl: {args.crl_entries:,} revoked entries, in-process", flush=True)
             database_url = None
@@ -1397,7 +1454,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _keep_log(log: Path, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"onecard-ca-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    target = folder / f"onecard-ca-{log.stem}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     with contextlib.suppress(OSError):
         shutil.copy2(log, target)
         print(f"onecard: log kept in {target}", file=sys.stderr)

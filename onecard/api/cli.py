@@ -1,5 +1,5 @@
-"""The ``onecard`` command line: serve, database, keys, audit, administrators, persons,
-enterprises, imports and the OpenAPI document.
+"""The ``onecard`` command line: serve (and the dedicated OCSP responder), database, keys,
+audit, administrators, persons, enterprises, imports and the OpenAPI document.
 
 Commands act on the database named by the ``ONECARD_*`` settings, through the same domain
 functions as the HTTP API, and are audited as ``cli`` actions under the operating-system user.
@@ -29,10 +29,11 @@ from typer.core import TyperGroup
 
 from onecard.api.runtime import Runtime, build_runtime, prepare
 from onecard.api.schemas import EnterpriseOut, PersonOut
+from onecard.ca.service import list_authorities
 from onecard.core.audit import Actor, checkpoint, verify_chain
 from onecard.core.db import Database
-from onecard.core.errors import ConfigurationError, NotFound, OnecardError
-from onecard.core.sealing import generate_master_key
+from onecard.core.errors import ConfigurationError, InvalidState, NotFound, OnecardError
+from onecard.core.sealing import SealedValueError, generate_master_key
 from onecard.core.settings import Settings, get_settings
 from onecard.identity import bootstrap, enterprises, persons, staff
 from onecard.identity.importer import count_rows, import_persons
@@ -162,6 +163,46 @@ def serve(
     app_path = "onecard.api.main:app_from_environment"
     worker = functools.partial(server.uvicorn_worker, app=app_path, options=options)
     server.run(worker, host=host, port=port, workers=workers)
+
+
+@app.command("ocsp-responder")
+def ocsp_responder(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run the dedicated OCSP responder (POST /ocsp, GET /ocsp/…), for deployments that route
+    /ocsp and /ocsp/* to it. Needs a database prepared by `onecard init` or `onecard serve`:
+    it migrates nothing and creates no keys."""
+    from onecard.api import ocsp_server, server
+
+    with _runtime() as runtime:
+        _check_ocsp_ready(runtime)
+    console.print(f"onecard OCSP responder on http://{host}:{port}/ocsp ({workers} workers)")
+    server.run(ocsp_server.ocsp_worker, host=host, port=port, workers=workers)
+
+
+def _check_ocsp_ready(runtime: Runtime) -> None:
+    """Refuse to answer OCSP from a database without a CA, or with the wrong master key (every
+    answer would be an error)."""
+    if runtime.database.current_revision() is None:
+        raise InvalidState(
+            "the database has no schema: run `onecard init` first", code="not_initialised"
+        )
+    with runtime.database.read_session() as session:
+        responders = [a for a in list_authorities(session) if a.ocsp_certificate]
+        if not responders:
+            raise InvalidState(
+                "the database has no CA hierarchy: run `onecard init` first",
+                code="authority_missing",
+            )
+        try:
+            runtime.ca.private_key(responders[0], "ocsp_private_key")
+        except SealedValueError:
+            raise ConfigurationError(
+                "the master key does not open the CA's keys: not the one `onecard init` used",
+                code="master_key_mismatch",
+            ) from None
 
 
 def _multiprocess_metrics(settings: Settings) -> None:

@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
@@ -84,12 +84,13 @@ def _bounded(value: str, limit: int, what: str) -> str:
     return value
 
 
+_PERSON = select(Person.id, Person.status, Person.name, Person.assurance_level).where(
+    Person.id == bindparam("person_id")
+)
+
+
 def person_subject(session: Session, person_id: uuid.UUID) -> Subject:
-    person = session.exec(
-        select(Person.id, Person.status, Person.name, Person.assurance_level).where(
-            Person.id == person_id
-        )
-    ).one_or_none()
+    person = session.exec(_PERSON, params={"person_id": person_id}).one_or_none()
     if person is None:
         raise NotFound("no such person", code="person_not_found")
     _require_active(person.status, "person")

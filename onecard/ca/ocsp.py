@@ -61,6 +61,9 @@ MALFORMED = ocsp.OCSPResponseBuilder.build_unsuccessful(
 UNAUTHORIZED = ocsp.OCSPResponseBuilder.build_unsuccessful(
     ocsp.OCSPResponseStatus.UNAUTHORIZED
 ).public_bytes(serialization.Encoding.DER)
+INTERNAL_ERROR = ocsp.OCSPResponseBuilder.build_unsuccessful(
+    ocsp.OCSPResponseStatus.INTERNAL_ERROR
+).public_bytes(serialization.Encoding.DER)
 
 
 class MalformedRequest(ValueError):

@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from onecard.ca import keys
@@ -36,6 +37,11 @@ class Issuer:
     kind: AuthorityKind
     certificate: x509.Certificate
     key: ec.EllipticCurvePrivateKey
+
+
+_ACTIVE = select(Authority.id, Authority.revision).where(
+    Authority.kind == bindparam("kind"), Authority.status == AuthorityStatus.ACTIVE
+)
 
 
 class CertificateAuthority:
@@ -75,11 +81,7 @@ class CertificateAuthority:
 
     def active(self, session: Session, kind: AuthorityKind) -> Authority:
         """The active authority of ``kind`` (a detached row: read it, do not change it)."""
-        row = session.exec(
-            select(Authority.id, Authority.revision).where(
-                Authority.kind == kind, Authority.status == AuthorityStatus.ACTIVE
-            )
-        ).one_or_none()
+        row = session.exec(_ACTIVE, params={"kind": kind}).one_or_none()
         if row is None:
             raise _missing(kind)
         cached = self._active.get(kind)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func
+from sqlalchemy import and_, bindparam, func
 from sqlmodel import Session, select
 
 from onecard.core import clock
@@ -49,16 +49,17 @@ class Standing:
     roles: frozenset[StaffRoleName]
 
 
+_STANDING = (
+    select(Person.status, Person.assurance_level, StaffRole.role)
+    .outerjoin(StaffRole, and_(StaffRole.person_id == Person.id, StaffRole.withdrawn_at.is_(None)))
+    .where(Person.id == bindparam("person_id"))
+)
+
+
 def person_standing(session: Session, person_id: uuid.UUID) -> Standing | None:
     """The person's status, assurance level and current staff roles, in one query (every API
     request asks)."""
-    rows = session.exec(
-        select(Person.status, Person.assurance_level, StaffRole.role)
-        .outerjoin(
-            StaffRole, and_(StaffRole.person_id == Person.id, StaffRole.withdrawn_at.is_(None))
-        )
-        .where(Person.id == person_id)
-    ).all()
+    rows = session.exec(_STANDING, params={"person_id": person_id}).all()
     if not rows:
         return None
     roles = frozenset(StaffRoleName(role) for _, _, role in rows if role is not None)

@@ -7,12 +7,15 @@ with :func:`onecard.ca.hierarchy.ensure_hierarchy` (root, citizen-1, enterprise-
 their delegated OCSP responders). :class:`CaServer` then issues certificates through the same
 functions the API uses, revokes them, runs the job loop, fetches what the server publishes over
 HTTP, and writes files for the external tools into a per-module temporary directory.
+:func:`running_ocsp_responder` runs the dedicated OCSP responder (``onecard ocsp-responder``)
+beside it, in a thread.
 
 Nothing here judges the CA's outputs: the tools in the test modules do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import secrets
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING
 import pytest
 import requests
 import uvicorn
+import uvloop
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -36,12 +40,14 @@ from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 from sqlmodel import select
 
+from onecard.api import ocsp_server, server
 from onecard.api.main import create_app
 from onecard.api.runtime import Runtime
 from onecard.ca import dns, issuance, revocation
 from onecard.ca.csr import check_csr
 from onecard.ca.hierarchy import ensure_hierarchy
 from onecard.ca.models import Authority, Certificate
+from onecard.ca.ocsp import OcspResponder
 from onecard.ca.profiles import get_profile
 from onecard.core.audit import Actor
 from onecard.core.jobs import JobContext, run_due
@@ -320,3 +326,49 @@ def running_ca_server(
         server.should_exit = True
         thread.join(timeout=10)
         runtime.close()  # give the connections back: PostgreSQL allows only so many
+
+
+@dataclass(frozen=True)
+class OcspResponderThread:
+    """The dedicated OCSP responder running in a thread of the test process."""
+
+    base: str
+    responder: OcspResponder  # its own, as a process of its own would have
+    errors: list[dict]  # what its event loop reported: exceptions nothing else handled
+
+
+@contextlib.contextmanager
+def running_ocsp_responder(runtime: Runtime) -> Iterator[OcspResponderThread]:
+    """:func:`onecard.api.ocsp_server.serve` on uvloop, on a free 127.0.0.1 port, answering
+    from the runtime's database; stopped (and its in-flight answers drained) at the end."""
+    sock = server.bind("127.0.0.1", 0)
+    running = OcspResponderThread(
+        f"http://127.0.0.1:{sock.getsockname()[1]}",
+        OcspResponder(runtime.database, runtime.ca),
+        [],
+    )
+    loop = uvloop.new_event_loop()
+    loop.set_exception_handler(lambda _loop, context: running.errors.append(context))
+    stop = asyncio.Event()
+    serving = ocsp_server.serve(sock, running.responder, threads=4, stop=stop)
+    thread = threading.Thread(target=loop.run_until_complete, args=(serving,), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not _healthy(running.base):
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the OCSP responder did not start")
+            time.sleep(0.02)
+        yield running
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()
+        sock.close()
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False

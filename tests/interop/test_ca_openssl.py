@@ -19,6 +19,8 @@ its real address) and judged by OpenSSL alone:
   the times are sane, and a revoked answer carries its time and reason. GET requests
   (RFC 6960 appendix A) are built by ``openssl ocsp -reqout`` and their answers checked by
   ``openssl ocsp -respin``. Malformed and foreign-issuer requests get the RFC 6960 errors.
+- The same ``openssl ocsp -url`` checks against the dedicated OCSP responder
+  (``onecard ocsp-responder``, :mod:`onecard.api.ocsp_server`) on the same database.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from tests.interop.ca_server import (
     Issued,
     openssl,
     running_ca_server,
+    running_ocsp_responder,
 )
 
 if TYPE_CHECKING:
@@ -60,6 +63,8 @@ KEY_OF_PROFILE = {
 }
 # openssl verify -purpose for the profiles that have one; signing profiles use the default.
 PURPOSE = {"citizen-auth": "sslclient", "service-tls": "sslserver"}
+# Who answers OCSP: the application (`onecard serve`) or the dedicated responder.
+RESPONDERS = ("app", "dedicated")
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class Pki:
     certificate (files written under the server's work directory)."""
 
     ca: CaServer
+    responder: str  # the dedicated OCSP responder's base URL
     good: dict[str, Issued]
     revoked: dict[str, Issued]
     openssl_made: Issued  # service-tls from an `openssl req` request (P-256 key made by openssl)
@@ -103,17 +109,21 @@ def _openssl_request(ca: CaServer, host: str) -> bytes:
 def pki(
     database_factory: DatabaseFactory, master_key: bytes, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pki]:
-    with running_ca_server(database_factory, master_key, tmp_path_factory, "ca-openssl") as ca:
+    with (
+        running_ca_server(database_factory, master_key, tmp_path_factory, "ca-openssl") as ca,
+        running_ocsp_responder(ca.runtime) as responder,
+    ):
         good = {p: ca.issue(p, KEY_OF_PROFILE[p]) for p in PROFILES}
         revoked = {p: ca.issue(p, KEY_OF_PROFILE[p]) for p in PROFILES}
         host = f"openssl-made.{DNS_DOMAIN}"
         made = ca.issue("service-tls", csr=_openssl_request(ca, host), dns_names=(host,))
         numbers = {name: _crl_number(ca, name) for name in ISSUING}
-        pki = Pki(ca, good, revoked, made, numbers)
-        # Ask the responder about every certificate first, so that its memory holds the
+        pki = Pki(ca, responder.base, good, revoked, made, numbers)
+        # Ask both responders about every certificate first, so that their memory holds the
         # "good" answers a revocation must replace.
         for issued in [*good.values(), *revoked.values()]:
-            _ocsp(pki, issued, nonce=False)
+            for server in RESPONDERS:
+                _ocsp(pki, issued, nonce=False, server=server)
         ca.revoke(*revoked.values(), reason=RevocationReason.KEY_COMPROMISE)
         yield pki
 
@@ -146,16 +156,19 @@ def _ocsp(
     authority: str | None = None,
     serial: int | None = None,
     digest: str = "-sha1",
+    server: str = "app",
 ) -> str:
-    """``openssl ocsp`` against the live responder; returns stdout and stderr together, and
-    fails unless openssl verified the response."""
+    """``openssl ocsp`` against a live responder (``server``: the application, or the
+    dedicated one); returns stdout and stderr together, and fails unless openssl verified
+    the response."""
     authority = authority or (issued.authority if issued else "citizen-1")
     target: list[str | Path] = (
         ["-cert", pki.file(issued)] if issued is not None else ["-serial", hex(serial or 0)]
     )
     result = openssl(
         "ocsp", digest, "-issuer", pki.authority(authority), *target,
-        "-url", f"{pki.ca.base}/ocsp", "-CAfile", pki.authority("root"),
+        "-url", f"{pki.ca.base if server == 'app' else pki.responder}/ocsp",
+        "-CAfile", pki.authority("root"),
         "-resp_text", *([] if nonce else ["-no_nonce"]),
     )  # fmt: skip
     output = result.stdout + result.stderr
@@ -288,32 +301,35 @@ def test_crls_list_the_revoked_with_reason_and_number_grows(pki: Pki, authority:
 # -- openssl ocsp (POST to the live responder) ---------------------------------------------
 
 
+@pytest.mark.parametrize("server", RESPONDERS)
 @pytest.mark.parametrize("nonce", [False, True], ids=["no_nonce", "nonce"])
 @pytest.mark.parametrize("profile", PROFILES)
-def test_ocsp_good(pki: Pki, profile: str, nonce: bool) -> None:
+def test_ocsp_good(pki: Pki, profile: str, nonce: bool, server: str) -> None:
     issued = pki.good[profile]
-    output = _ocsp(pki, issued, nonce=nonce)
+    output = _ocsp(pki, issued, nonce=nonce, server=server)
     assert _status(output, str(pki.file(issued))) == "good"
     assert "Next Update:" in output
     _assert_nonce(output, expected=nonce)
 
 
+@pytest.mark.parametrize("server", RESPONDERS)
 @pytest.mark.parametrize("nonce", [False, True], ids=["no_nonce", "nonce"])
 @pytest.mark.parametrize("profile", PROFILES)
-def test_ocsp_revoked(pki: Pki, profile: str, nonce: bool) -> None:
+def test_ocsp_revoked(pki: Pki, profile: str, nonce: bool, server: str) -> None:
     issued = pki.revoked[profile]
-    output = _ocsp(pki, issued, nonce=nonce)
+    output = _ocsp(pki, issued, nonce=nonce, server=server)
     assert _status(output, str(pki.file(issued))) == "revoked"
     assert re.search(r"Revocation Time: \w{3} +\d+ [\d:]+ \d{4} GMT", output), output
     assert "Reason: keyCompromise" in output, output
     _assert_nonce(output, expected=nonce)
 
 
+@pytest.mark.parametrize("server", RESPONDERS)
 @pytest.mark.parametrize("nonce", [False, True], ids=["no_nonce", "nonce"])
 @pytest.mark.parametrize("authority", ISSUING)
-def test_ocsp_unknown_serial(pki: Pki, authority: str, nonce: bool) -> None:
+def test_ocsp_unknown_serial(pki: Pki, authority: str, nonce: bool, server: str) -> None:
     serial = secrets.randbits(159) | 1 << 158  # issued by nobody
-    output = _ocsp(pki, None, nonce=nonce, authority=authority, serial=serial)
+    output = _ocsp(pki, None, nonce=nonce, authority=authority, serial=serial, server=server)
     assert _status(output, hex(serial)) == "unknown"
     _assert_nonce(output, expected=nonce)
 

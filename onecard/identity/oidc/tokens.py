@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
-from sqlalchemy import and_
+from sqlalchemy import and_, bindparam
 from sqlmodel import Session, select
 
 from onecard.core import clock
@@ -221,6 +221,14 @@ class AccessTokenInfo:
     grant_id: uuid.UUID | None
 
 
+# Columns only, no ORM objects, built once: this runs on every API request.
+_TOKEN_STATE = (
+    select(AccessToken.revoked_at, Grant.revoked_at, Grant.id, Grant.person_id)
+    .join(Grant, and_(Grant.id == AccessToken.grant_id), isouter=True)
+    .where(AccessToken.jti == bindparam("jti"))
+)
+
+
 def verify_access_token(session: Session, provider: Provider, token: str) -> AccessTokenInfo:
     """Verify signature, type, issuer, audience and time, then revocation (in the database)."""
     claims = _decode(
@@ -237,12 +245,7 @@ def verify_access_token(session: Session, provider: Provider, token: str) -> Acc
     client = provider.clients.get(session, client_id)
     if client is None or client.status != ClientStatus.ACTIVE:
         raise TokenRejected("the client is disabled")
-    # Columns only, no ORM objects: this runs on every API request.
-    row = session.exec(
-        select(AccessToken.revoked_at, Grant.revoked_at, Grant.id, Grant.person_id)
-        .join(Grant, and_(Grant.id == AccessToken.grant_id), isouter=True)
-        .where(AccessToken.jti == jti)
-    ).one_or_none()
+    row = session.exec(_TOKEN_STATE, params={"jti": jti}).one_or_none()
     person_token = claims["sub"] != client_id
     grant_id = person_id = None
     if row is None:
