@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres lint format openapi bench clean
+.PHONY: run test test-sqlite test-postgres lint format openapi bench bench-tools clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,7 @@ openapi: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+
+# What the benchmarks need beyond the test tools: wrk, the OCSP load generator (Debian).
+bench-tools:
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)

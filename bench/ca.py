@@ -253,6 +253,75 @@ def ca_load(load: Load, workdir: Path, config: dict[str, Any]) -> dict:
     return json.loads(lines[-1])
 
 
+WRK_SCRIPT = Path(__file__).resolve().parent / "peer" / "ocsp_wrk.lua"
+_WRK_ERRORS = ("connect", "read", "write", "status", "timeout")
+_WRK_FIELDS = ("requests", "duration_us", "p50_us", "p99_us", "max_us", *_WRK_ERRORS)
+
+
+def wrk_version() -> str | None:
+    if shutil.which("wrk") is None:
+        return None
+    done = _run(["wrk", "--version"], what="wrk --version", cwd=Path.cwd())
+    return (done.stdout + done.stderr).split(" [")[0].strip() or "wrk"
+
+
+def _raw_requests(base_url: str, specs: list[dict]) -> bytes:
+    """The requests of ``specs`` (as for ca_load.mjs) as complete HTTP/1.1 messages, each
+    preceded by its length and a newline (the format bench/peer/ocsp_wrk.lua reads)."""
+    host = base_url.removeprefix("http://")
+    out = bytearray()
+    for spec in specs:
+        head = f"{spec['method']} {spec['path']} HTTP/1.1\r\nHost: {host}\r\n"
+        body = b""
+        if spec["body_b64"] is not None:
+            body = base64.b64decode(spec["body_b64"])
+            head += f"Content-Type: application/ocsp-request\r\nContent-Length: {len(body)}\r\n"
+        message = (head + "\r\n").encode() + body
+        out += b"%d\n%s" % (len(message), message)
+    return bytes(out)
+
+
+def wrk_load(load: Load, workdir: Path, base_url: str, specs: list[dict], *, warm_up: bool) -> dict:
+    """wrk (one thread, ``load.connections`` connections) over ``specs``, cycled through: an
+    unmeasured warm-up run (if ``warm_up``), then the measured one; a report shaped like
+    ca_load.mjs's. openssl is not warmed up: a second run would find its processes spinning
+    (the bug described in measure_ocsp), and it has nothing to warm (its index is read at
+    start)."""
+    path = workdir / f"wrk-{secrets.token_hex(4)}.requests"
+    path.write_bytes(_raw_requests(base_url, specs))
+    try:
+        runs = []
+        for seconds in (load.warmup if warm_up else 0, load.duration):
+            if seconds == 0:
+                runs.append(dict.fromkeys(_WRK_FIELDS, 0))
+                continue
+            command = ["wrk", "-t1", f"-c{load.connections}", f"-d{seconds}s", "--timeout", "10s"]
+            command += ["-s", str(WRK_SCRIPT), base_url, "--", str(path)]
+            done = _run(command, what="wrk", cwd=workdir)
+            lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+            if done.returncode != 0 or not lines:
+                raise BenchError(f"wrk failed ({done.returncode}):\n{done.stderr}{done.stdout}")
+            runs.append(json.loads(lines[-1]))
+    finally:
+        path.unlink(missing_ok=True)
+    warm, measured = runs
+    errors = sum(measured[k] for k in _WRK_ERRORS)
+    warmup_errors = sum(warm[k] for k in _WRK_ERRORS)
+    completed = measured["requests"] - measured["status"]
+    return {
+        "completed": completed,
+        "rate": completed / (measured["duration_us"] / 1e6),
+        "p50_ms": measured["p50_us"] / 1000,
+        "p99_ms": measured["p99_us"] / 1000,
+        "errors": errors,
+        "warmup_errors": warmup_errors,
+        "ok_total": completed + warm["requests"] - warm["status"],
+        "statuses": {"2xx": completed, "other": measured["status"]},
+        "samples": [f"wrk errors: {measured}"] if errors else [],
+        "sockets": None,
+    }
+
+
 @dataclass
 class Row:
     server: str
@@ -894,6 +963,7 @@ def measure_ocsp(
     *,
     certificates: int,
     autocannon: bool,
+    engine: str,
 ) -> tuple[list[Row], list[str]]:
     """``server`` (`onecard serve`) issues, revokes and re-signs; ``responder`` (`onecard
     ocsp-responder`) is measured."""
@@ -922,7 +992,7 @@ def measure_ocsp(
     rows: list[Row] = []
     notes: list[str] = []
 
-    def run_openssl(variant: Variant, engine: str = "http") -> Row:
+    def run_openssl(variant: Variant, engine: str) -> Row:
         # A fresh responder for every run: openssl 3.0's responder processes spin at 100 % CPU
         # for ever, answering nothing more, after a client connects and closes without a
         # request (as load generators do when they stop), so one must neither carry over into
@@ -932,18 +1002,18 @@ def measure_ocsp(
             spinning = busy_processes(peer_group(peer))
             if spinning:
                 row.notes.append(
-                    f"{peer.label}, {variant.title}{' (autocannon)' if engine != 'http' else ''}"
+                    f"{peer.label}, {variant.title}{' (autocannon)' if engine == 'autocannon' else ''}"
                     f": after the load, {len(spinning)} of its processes spun at "
                     f"{', '.join(f'{cpu:.0%}' for cpu in spinning.values())} CPU while idle "
                     "(the openssl bug above, set off as the load generator closed its "
                     "connections); it was stopped"
                 )
-            elif engine == "http":
+            elif engine != "autocannon":
                 # Still answering, and correctly, after the load.
                 sample_ocsp(peer, requests[variant.key], variant.method, files)
         return row
 
-    def run(target: Server, variant: Variant, engine: str = "http") -> Row:
+    def run(target: Server, variant: Variant, engine: str) -> Row:
         batch = requests[variant.key]
         seen = sample_ocsp(target, batch, variant.method, files)
         print(
@@ -952,16 +1022,16 @@ def measure_ocsp(
             flush=True,
         )
         since = _log_size(target)
-        report = ca_load(
-            load,
-            server.log.parent,
-            {
-                "mode": "ocsp",
-                "engine": engine,
-                "base_url": target.base_url,
-                "requests": _ocsp_paths(target, batch, variant.method),
-            },
-        )
+        specs = _ocsp_paths(target, batch, variant.method)
+        if engine == "wrk":
+            warm_up = target.local is not None
+            report = wrk_load(load, server.log.parent, target.base_url, specs, warm_up=warm_up)
+        else:
+            report = ca_load(
+                load,
+                server.log.parent,
+                {"mode": "ocsp", "engine": engine, "base_url": target.base_url, "requests": specs},
+            )
         if target.local is not None:
             _settle_log(target)
         if engine == "autocannon" and target.local is None and not report["completed"]:
@@ -1020,8 +1090,8 @@ def measure_ocsp(
         flush=True,
     )
     for variant in VARIANTS:
-        rows.append(run(responder, variant))
-        rows.append(run_openssl(variant))
+        rows.append(run(responder, variant, engine))
+        rows.append(run_openssl(variant, engine))
     if autocannon:
         variant = VARIANTS[0]
         for row in (run(responder, variant, "autocannon"), run_openssl(variant, "autocannon")):
@@ -1295,7 +1365,7 @@ def print_ocsp(rows: list[Row], notes: list[str], backend: str) -> bool:
     if ratios:
         verdict = "met" if min(ratios) >= OCSP_GOAL else "MISSED"
         print(
-            f"\ngoal onecard >= {OCSP_GOAL:g} x openssl on nonce-less requests (node:http runs): "
+            f"\ngoal onecard >= {OCSP_GOAL:g} x openssl on nonce-less requests: "
             f"{verdict} (ratios {', '.join(f'{r:.2f}' for r in ratios)})"
         )
     for note in notes:
@@ -1379,9 +1449,16 @@ def run(args: argparse.Namespace) -> int:
                 ["node", "--version"], capture_output=True, text=True, check=True
             ).stdout.strip()
             load = Load(peer.ca_load, args.duration, args.warmup, args.connections, args.workers)
+            wrk = wrk_version()
+            if "ocsp" in chosen and args.ocsp_load == "wrk" and wrk is None:
+                raise BenchError(
+                    "wrk is missing: `make bench-tools` installs it (Debian's wrk package), "
+                    "or pass --ocsp-load node"
+                )
             print(
                 f"{os.cpu_count()} cores; onecard on {backend}; Node {node}, "
-                f"autocannon {peer.version('autocannon')}, OpenSSL {openssl_version()}; "
+                f"autocannon {peer.version('autocannon')}, {wrk or 'no wrk'}, "
+                f"OpenSSL {openssl_version()}; "
                 f"{args.connections} connections, {args.warmup} s warm-up + {args.duration} s "
                 "measured per server",
                 flush=True,
@@ -1416,6 +1493,7 @@ def run(args: argparse.Namespace) -> int:
                                 load,
                                 certificates=args.ocsp_certificates,
                                 autocannon=not args.no_autocannon,
+                                engine="wrk" if args.ocsp_load == "wrk" else "http",
                             )
                         except BenchError:
                             _settle_log(responder)
@@ -1491,6 +1569,13 @@ def main() -> None:
         "--no-autocannon",
         action="store_true",
         help="skip the autocannon cross-check of the OCSP throughput",
+    )
+    parser.add_argument(
+        "--ocsp-load",
+        choices=("wrk", "node"),
+        default="wrk",
+        help="OCSP load generator: wrk (C, from Debian's wrk package; default) or "
+        "bench/peer/ca_load.mjs (node:http)",
     )
     parser.add_argument("--crl-entries", type=int, default=100_000, help="revoked CRL entries")
     parser.add_argument("--crl-runs", type=int, default=3, help="CRL generations timed")
