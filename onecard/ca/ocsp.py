@@ -7,9 +7,10 @@ certificate it was asked about, in memory, and re-reads the authorities' revisio
 second: a revocation bumps it, so a worker drops that authority's memory within a second.
 
 Requests that carry a nonce, or name the issuer with another hash than SHA-1, are signed on
-demand by the authority's delegated responder (the status from memory, else the database). A serial the
-authority never issued is ``unknown``; an issuer we do not operate gets ``unauthorized``;
-anything that does not parse, or a nonce outside 1 to 128 octets, gets ``malformedRequest``.
+demand by the authority's delegated responder (the status from memory, else the database; the
+DER encoded by hand in :mod:`onecard.ca.ocsp_der`, for speed). A serial the authority never
+issued is ``unknown``; an issuer we do not operate gets ``unauthorized``; anything that does
+not parse, or a nonce outside 1 to 128 octets, gets ``malformedRequest``.
 
 :meth:`OcspResponder.cached` answers from memory only (no I/O), so the HTTP layer can call it
 on the event loop and fall back to :meth:`OcspResponder.answer` in a thread.
@@ -32,6 +33,7 @@ from cryptography.x509 import ocsp
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
+from onecard.ca import ocsp_der
 from onecard.ca.models import Authority, Certificate, CertificateStatus, OcspResponse
 from onecard.ca.revocation import RevocationReason
 from onecard.ca.service import CertificateAuthority
@@ -90,6 +92,8 @@ def parse_request(der: bytes) -> ParsedRequest:
         raise MalformedRequest("not a single-certificate OCSP request") from exc
     if hash_name not in _HASHES:
         raise MalformedRequest(f"unsupported CertID hash {hash_name}")
+    if request.serial_number < 0:  # DER allows it; no certificate has one (RFC 5280 §4.1.2.2)
+        raise MalformedRequest("negative serial number")
     nonce = None
     for extension in extensions:
         if isinstance(extension.value, x509.OCSPNonce):
@@ -113,8 +117,8 @@ class Responder:
     revision: int
     issuer_name_hashes: dict[str, bytes]
     issuer_key_hashes: dict[str, bytes]
-    certificate: x509.Certificate  # the delegated responder's
-    key: ec.EllipticCurvePrivateKey
+    key: ec.EllipticCurvePrivateKey  # the delegated responder's
+    parts: ocsp_der.ResponderParts  # what all its answers carry (its certificate), encoded once
 
     @classmethod
     def of(cls, ca: CertificateAuthority, authority: Authority) -> Responder:
@@ -135,13 +139,14 @@ class Responder:
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
         assert authority.ocsp_certificate is not None
+        responder = x509.load_der_x509_certificate(authority.ocsp_certificate)
         return cls(
             authority.id,
             authority.revision,
             {name: _digest(alg, name_der) for name, alg in _HASHES.items()},
             {name: _digest(alg, key_bits) for name, alg in _HASHES.items()},
-            x509.load_der_x509_certificate(authority.ocsp_certificate),
             ca.private_key(authority, "ocsp_private_key"),
+            ocsp_der.ResponderParts.of(responder),
         )
 
     def matches(self, request: ParsedRequest) -> bool:
@@ -172,45 +177,40 @@ class CertificateState:
         return cls("good")
 
 
-_STATUSES = {
-    "good": ocsp.OCSPCertStatus.GOOD,
-    "revoked": ocsp.OCSPCertStatus.REVOKED,
-    "unknown": ocsp.OCSPCertStatus.UNKNOWN,
-}
-
-
 def sign_response(
     responder: Responder,
     request: ParsedRequest,
     state: CertificateState,
     now: datetime,
 ) -> tuple[bytes, datetime]:
-    """Sign one answer; returns its DER and its nextUpdate."""
+    """Sign one answer, produced and updated ``now``; returns its DER and its nextUpdate."""
     lifetime = UNKNOWN_LIFETIME if state.status == "unknown" else RESPONSE_LIFETIME
     next_update = now + lifetime
+    tbs = ocsp_der.response_data(
+        responder.parts,
+        cert_id=ocsp_der.cert_id(
+            request.hash_name, request.issuer_name_hash, request.issuer_key_hash, request.serial
+        ),
+        cert_status=_cert_status(state),
+        this_update=now,
+        next_update=next_update,
+        nonce=request.nonce,
+    )
+    return ocsp_der.signed_response(responder.parts, responder.key, tbs), next_update
+
+
+def _cert_status(state: CertificateState) -> bytes:
+    if state.status == "good":
+        return ocsp_der.GOOD
+    if state.status == "unknown":
+        return ocsp_der.UNKNOWN
+    if state.revoked_at is None:
+        raise ValueError("a revoked certificate without its revocation time")
+    # unspecified is said by leaving the reason out (RFC 5280 §5.3.1 asks for that in CRLs).
     reason = None
     if state.reason and state.reason != RevocationReason.UNSPECIFIED:
         reason = RevocationReason(state.reason).flag
-    builder = (
-        ocsp.OCSPResponseBuilder()
-        .add_response_by_hash(
-            issuer_name_hash=request.issuer_name_hash,
-            issuer_key_hash=request.issuer_key_hash,
-            serial_number=request.serial,
-            algorithm=_HASHES[request.hash_name](),
-            cert_status=_STATUSES[state.status],
-            this_update=now,
-            next_update=next_update,
-            revocation_time=state.revoked_at,
-            revocation_reason=reason,
-        )
-        .responder_id(ocsp.OCSPResponderEncoding.HASH, responder.certificate)
-        .certificates([responder.certificate])
-    )
-    if request.nonce is not None:
-        builder = builder.add_extension(x509.OCSPNonce(request.nonce), critical=False)
-    response = builder.sign(responder.key, hashes.SHA256())
-    return response.public_bytes(serialization.Encoding.DER), next_update
+    return ocsp_der.revoked(state.revoked_at, reason)
 
 
 def presigned_answer(
