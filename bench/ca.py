@@ -9,7 +9,7 @@ issue  certificates issued per second over HTTP: `POST /v1/me/certificates` with
        CSRs are generated in this process before the run, outside the measurement; the tokens
        are minted against the server's own database with onecard imported here (several
        citizens at assurance level 1, first-party access tokens with the `account` scope).
-       bench/peer/ca_load.mjs sends each body once; success is 201 with a serial. The first
+       The load generator sends each body once; success is 201 with a serial. The first
        certificate is fetched back and checked (issued by the citizen CA, the CSR's key, the
        citizen's subject) before the load; afterwards the database must hold a certificate for
        every 201 received. onecard only (the peer answers OCSP, it does not issue).
@@ -21,8 +21,9 @@ ocsp   OCSP responses per second, onecard's dedicated responder (`onecard ocsp-r
        in onecard with onecard imported here, the issuing authority's index is exported with
        `onecard ca export-index`, and openssl gets the issuing CA certificate, the delegated
        OCSP responder's certificate and its key (written to the temporary folder only, mode
-       0600), with `-multi` = --workers and `-nmin 60`. Both get the same requests (cryptography's OCSPRequestBuilder, SHA-1 CertID,
-       one per certificate, cycled through) from the same load generator with the same
+       0600), with `-multi` = --workers and `-nmin 60`. Both get the same requests
+       (cryptography's OCSPRequestBuilder, SHA-1 CertID, one per certificate, cycled through)
+       from the same load generator with the same
        connections and duration, in three variants: POST without nonce (the cacheable kind
        relying parties send), GET without nonce (RFC 6960 appendix A.1: onecard at
        /ocsp/<base64>, openssl at /<base64>), and POST with a nonce (signed on demand). A
@@ -37,12 +38,11 @@ ocsp   OCSP responses per second, onecard's dedicated responder (`onecard ocsp-r
        afresh for each run and only then (its 3.0 responder processes spin at 100 % CPU for
        ever, answering nothing more, once a client connects and closes without a request, as
        load generators do when they stop; the benchmark reports any it finds spinning after a
-       run). The load generator is bench/peer/ca_load.mjs (plain node:http, keep-alive):
-       autocannon mis-times servers that close connections (it writes its next request onto
-       the closing connection and times each later response from a request queued long
-       before), so it is only a throughput cross-check here, on the first variant
-       (--no-autocannon skips it); against openssl it usually gets no figure at all, its
-       reconnections setting off the openssl bug above.
+       run; for the same reason it gets no warm-up run). autocannon mis-times servers that
+       close connections (it writes its next request onto the closing connection and times
+       each later response from a request queued long before), so it is only a throughput
+       cross-check here, on the first variant (--no-autocannon skips it); against openssl it
+       usually gets no figure at all, its reconnections setting off the openssl bug above.
 crl    CRL generation for 100,000 revoked entries (--crl-entries), in this process (no HTTP):
        a fresh hierarchy in a temporary database (SQLite, or PostgreSQL with --database-url),
        100,000 revoked `ca_certificate` rows inserted in bulk (random 159-bit serials,
@@ -56,7 +56,14 @@ crl    CRL generation for 100,000 revoked entries (--crl-entries), in this proce
 onecard runs `serve --workers N` (and, for ocsp, `ocsp-responder --workers N` beside it) on
 127.0.0.1 in a temporary data directory on SQLite, or on PostgreSQL with --database-url (a
 fresh schema, dropped afterwards); openssl's responder runs with the same number of
-processes, the two one after the other (onecard idles, started, while openssl is measured). The load generator runs on the same cores as the servers. The
+processes, the two one after the other (onecard idles, started, while openssl is measured).
+
+The load generator is wrk (--load wrk, the default: C, one thread, keep-alive, Debian's wrk
+package, `make bench-tools` installs it) with bench/peer/wrk_requests.lua, which sends the
+prepared requests in order; it runs on the same cores as the servers. bench/peer/ca_load.mjs
+(--load node: plain node:http) was the generator before: in the OCSP runs it used a whole core
+and left onecard's responder workers at 25-30 %, measuring itself, and in the issuance runs it
+cost about 1.2 ms of CPU per request. The
 peer tools (bench/peer/: autocannon; exact versions in package.json and package-lock.json) are
 installed with `npm ci` into a temporary folder, never into the repository. Everything started
 is stopped and every temporary folder removed when the run ends, by failure, Ctrl-C or SIGTERM
@@ -65,7 +72,7 @@ though its temporary folder stays.
 
     .venv/bin/python bench/ca.py [--duration 15] [--warmup 5] [--connections 32]
         [--workers 2] [--measurement issue|ocsp|crl ...] [--ocsp-certificates 1000]
-        [--crl-entries 100000] [--crl-runs 3] [--csr-pool N] [--no-autocannon]
+        [--crl-entries 100000] [--crl-runs 3] [--csr-pool N] [--no-autocannon] [--load wrk|node]
         [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
 
 Prints a markdown table per measurement (certificates/s, responses/s, p50 and p99 latency, the
@@ -253,7 +260,7 @@ def ca_load(load: Load, workdir: Path, config: dict[str, Any]) -> dict:
     return json.loads(lines[-1])
 
 
-WRK_SCRIPT = Path(__file__).resolve().parent / "peer" / "ocsp_wrk.lua"
+WRK_SCRIPT = Path(__file__).resolve().parent / "peer" / "wrk_requests.lua"
 _WRK_ERRORS = ("connect", "read", "write", "status", "timeout")
 _WRK_FIELDS = ("requests", "duration_us", "p50_us", "p99_us", "max_us", *_WRK_ERRORS)
 
@@ -266,42 +273,58 @@ def wrk_version() -> str | None:
 
 
 def _raw_requests(base_url: str, specs: list[dict]) -> bytes:
-    """The requests of ``specs`` (as for ca_load.mjs) as complete HTTP/1.1 messages, each
-    preceded by its length and a newline (the format bench/peer/ocsp_wrk.lua reads)."""
+    """The requests of ``specs`` (as for ca_load.mjs: method, path, and a body as
+    ``body_b64`` for OCSP or ``body`` JSON text with an ``authorization`` for issuance) as
+    complete HTTP/1.1 messages, each preceded by its length and a newline (the format
+    bench/peer/wrk_requests.lua reads)."""
     host = base_url.removeprefix("http://")
     out = bytearray()
     for spec in specs:
         head = f"{spec['method']} {spec['path']} HTTP/1.1\r\nHost: {host}\r\n"
         body = b""
-        if spec["body_b64"] is not None:
+        if "authorization" in spec:
+            head += f"Authorization: {spec['authorization']}\r\n"
+        if spec.get("body_b64") is not None:
             body = base64.b64decode(spec["body_b64"])
-            head += f"Content-Type: application/ocsp-request\r\nContent-Length: {len(body)}\r\n"
+            head += "Content-Type: application/ocsp-request\r\n"
+        elif spec.get("body") is not None:
+            body = spec["body"].encode()
+            head += "Content-Type: application/json\r\n"
+        if body:
+            head += f"Content-Length: {len(body)}\r\n"
         message = (head + "\r\n").encode() + body
         out += b"%d\n%s" % (len(message), message)
     return bytes(out)
 
 
-def wrk_load(load: Load, workdir: Path, base_url: str, specs: list[dict], *, warm_up: bool) -> dict:
-    """wrk (one thread, ``load.connections`` connections) over ``specs``, cycled through: an
-    unmeasured warm-up run (if ``warm_up``), then the measured one; a report shaped like
-    ca_load.mjs's. openssl is not warmed up: a second run would find its processes spinning
-    (the bug described in measure_ocsp), and it has nothing to warm (its index is read at
-    start)."""
+def wrk_load(
+    load: Load, workdir: Path, base_url: str, specs: list[dict], *, warm_up: bool, once: bool
+) -> dict:
+    """wrk (one thread, ``load.connections`` connections) over ``specs``: an unmeasured
+    warm-up run (if ``warm_up``), then the measured one; a report shaped like ca_load.mjs's.
+    With ``once`` every request is meant to be sent once (issuance: a fresh key each): the
+    measured run starts where the warm-up left off, and running past the end of the list is
+    reported as ``exhausted``; otherwise the list is cycled through. openssl is not warmed up:
+    a second run would find its processes spinning (the bug described in measure_ocsp), and it
+    has nothing to warm (its index is read at start)."""
     path = workdir / f"wrk-{secrets.token_hex(4)}.requests"
-    path.write_bytes(_raw_requests(base_url, specs))
+    path.write_bytes(_raw_requests(base_url, specs))  # may hold access tokens: removed below
     try:
         runs = []
+        start = 0
         for seconds in (load.warmup if warm_up else 0, load.duration):
             if seconds == 0:
                 runs.append(dict.fromkeys(_WRK_FIELDS, 0))
                 continue
-            command = ["wrk", "-t1", f"-c{load.connections}", f"-d{seconds}s", "--timeout", "10s"]
-            command += ["-s", str(WRK_SCRIPT), base_url, "--", str(path)]
+            command = ["wrk", "-t1", f"-c{load.connections}", f"-d{seconds}s", "--timeout", "30s"]
+            command += ["-s", str(WRK_SCRIPT), base_url, "--", str(path), str(start)]
             done = _run(command, what="wrk", cwd=workdir)
             lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
             if done.returncode != 0 or not lines:
                 raise BenchError(f"wrk failed ({done.returncode}):\n{done.stderr}{done.stdout}")
             runs.append(json.loads(lines[-1]))
+            # Requests in flight when a run stops were sent but not counted: skip them too.
+            start += runs[-1]["requests"] + load.connections
     finally:
         path.unlink(missing_ok=True)
     warm, measured = runs
@@ -319,6 +342,7 @@ def wrk_load(load: Load, workdir: Path, base_url: str, specs: list[dict], *, war
         "statuses": {"2xx": completed, "other": measured["status"]},
         "samples": [f"wrk errors: {measured}"] if errors else [],
         "sockets": None,
+        "exhausted": once and start > len(specs),
     }
 
 
@@ -819,7 +843,7 @@ def check_ocsp_answer(label: str, body: bytes, request: OcspRequest, files: Resp
 # -- measurements ---------------------------------------------------------------------------
 
 
-def measure_issue(server: Server, load: Load, csr_pool: int) -> Row:
+def measure_issue(server: Server, load: Load, csr_pool: int, engine: str) -> Row:
     local = _local(server)
     ttl = timedelta(seconds=max(1800, 3 * (load.warmup + load.duration) + 600))
     started = time.perf_counter()
@@ -855,16 +879,28 @@ def measure_issue(server: Server, load: Load, csr_pool: int) -> Row:
     )
     requests = [
         {
+            "method": "POST",
+            "path": ISSUE_PATH,
             "authorization": f"Bearer {citizens[n % len(citizens)][1]}",
             "body": json.dumps({"profile": PROFILE, "csr": pem}),
         }
         for n, (pem, _) in enumerate(csrs)
     ]
-    report = ca_load(
-        load,
-        server.log.parent,
-        {"mode": "issue", "base_url": server.base_url, "path": ISSUE_PATH, "requests": requests},
-    )
+    if engine == "wrk":
+        report = wrk_load(
+            load, server.log.parent, server.base_url, requests, warm_up=True, once=True
+        )
+    else:
+        report = ca_load(
+            load,
+            server.log.parent,
+            {
+                "mode": "issue",
+                "base_url": server.base_url,
+                "path": ISSUE_PATH,
+                "requests": requests,
+            },
+        )
     row = _row(server.label, server.workers, report, what="issuance")
     if report["exhausted"]:
         row.failures += 1
@@ -880,7 +916,8 @@ def measure_issue(server: Server, load: Load, csr_pool: int) -> Row:
             f"!!! {received} answers 201 but only {stored} certificates in the database"
         )
     row.notes.append(
-        f"{load.connections} concurrent clients (ca_load.mjs, on the same cores as the server) "
+        f"{load.connections} concurrent clients ({'wrk' if engine == 'wrk' else 'ca_load.mjs'}, "
+        "on the same cores as the server) "
         f"over {len(citizens)} citizens; each request a new P-256 key; {stored:,} certificates "
         f"stored for {received:,} answers 201 (warm-up and sample included)"
     )
@@ -1025,7 +1062,9 @@ def measure_ocsp(
         specs = _ocsp_paths(target, batch, variant.method)
         if engine == "wrk":
             warm_up = target.local is not None
-            report = wrk_load(load, server.log.parent, target.base_url, specs, warm_up=warm_up)
+            report = wrk_load(
+                load, server.log.parent, target.base_url, specs, warm_up=warm_up, once=False
+            )
         else:
             report = ca_load(
                 load,
@@ -1118,9 +1157,10 @@ def measure_ocsp(
     notes.append(
         f"{len(issued):,} certificates of {CITIZEN_AUTHORITY} ({revoked} revoked: "
         f"{', '.join(REVOCATION_REASONS)}); one request per certificate, cycled through; "
-        f"{load.connections} connections, {load.warmup} s warm-up + {load.duration} s measured "
-        "per server and variant; the load generator (ca_load.mjs, node:http) runs on the same "
-        "cores"
+        f"{load.connections} connections, {load.warmup} s warm-up (onecard only) + "
+        f"{load.duration} s measured per server and variant; the load generator "
+        f"({'wrk, one thread' if engine == 'wrk' else 'ca_load.mjs, node:http'}) runs on the "
+        "same cores"
     )
     notes.append(
         "openssl ocsp runs afresh for each of its runs (only while measured): its responder "
@@ -1450,10 +1490,11 @@ def run(args: argparse.Namespace) -> int:
             ).stdout.strip()
             load = Load(peer.ca_load, args.duration, args.warmup, args.connections, args.workers)
             wrk = wrk_version()
-            if "ocsp" in chosen and args.ocsp_load == "wrk" and wrk is None:
+            load_engine = "wrk" if args.load == "wrk" else "http"
+            if load_engine == "wrk" and wrk is None:
                 raise BenchError(
                     "wrk is missing: `make bench-tools` installs it (Debian's wrk package), "
-                    "or pass --ocsp-load node"
+                    "or pass --load node"
                 )
             print(
                 f"{os.cpu_count()} cores; onecard on {backend}; Node {node}, "
@@ -1472,7 +1513,7 @@ def run(args: argparse.Namespace) -> int:
                     since = _log_size(server)
                     pool = args.csr_pool or max(2000, 1000 * (args.warmup + args.duration))
                     try:
-                        issue_row = measure_issue(server, load, pool)
+                        issue_row = measure_issue(server, load, pool, load_engine)
                     except BenchError:
                         _settle_log(server)
                         report_log(server, since, "issue", failures=1)
@@ -1493,7 +1534,7 @@ def run(args: argparse.Namespace) -> int:
                                 load,
                                 certificates=args.ocsp_certificates,
                                 autocannon=not args.no_autocannon,
-                                engine="wrk" if args.ocsp_load == "wrk" else "http",
+                                engine=load_engine,
                             )
                         except BenchError:
                             _settle_log(responder)
@@ -1571,10 +1612,10 @@ def main() -> None:
         help="skip the autocannon cross-check of the OCSP throughput",
     )
     parser.add_argument(
-        "--ocsp-load",
+        "--load",
         choices=("wrk", "node"),
         default="wrk",
-        help="OCSP load generator: wrk (C, from Debian's wrk package; default) or "
+        help="load generator: wrk (C, from Debian's wrk package; default) or "
         "bench/peer/ca_load.mjs (node:http)",
     )
     parser.add_argument("--crl-entries", type=int, default=100_000, help="revoked CRL entries")

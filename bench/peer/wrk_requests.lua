@@ -1,21 +1,17 @@
--- wrk script for bench/ca.py's OCSP measurement: cycles through a list of complete HTTP
--- requests (a file the benchmark writes: for each request, its length in decimal, a newline,
--- then its bytes) and prints one JSON line of results at the end.
+-- wrk script for bench/ca.py: sends a prepared list of complete HTTP requests in order (a
+-- file the benchmark writes: for each request, its length in decimal, a newline, then its
+-- bytes), starting at a given index and cycling round, and prints one JSON line of results.
 --
---   wrk -t1 -c32 -d15s -s ocsp_wrk.lua http://127.0.0.1:PORT -- REQUESTS_FILE
+--   wrk -t1 -c32 -d15s -s wrk_requests.lua http://127.0.0.1:PORT -- REQUESTS_FILE [START]
 --
--- Each wrk thread starts at another offset of the list. Statuses other than 2xx/3xx, socket
--- errors and timeouts are counted by wrk itself (summary.errors); answers are not parsed here
--- (bench/ca.py checks samples of each server's answers before and after the load).
+-- The benchmark runs it with one thread, so the list is walked once in order: issuance sends
+-- each request (a fresh key) once and passes START to continue after the warm-up; OCSP cycles
+-- through its list. Statuses other than 2xx/3xx, socket errors and timeouts are counted by wrk
+-- itself (summary.errors); answers are not parsed here (bench/ca.py checks samples of each
+-- server's answers, and the certificates stored, itself).
 
 local requests = {}
 local index = 0
-local offset = 0
-
-function setup(thread)
-  offset = offset + 7
-  thread:set("start", offset)
-end
 
 function init(args)
   local file = assert(io.open(args[1], "rb"))
@@ -28,7 +24,7 @@ function init(args)
     requests[#requests + 1] = string.sub(data, newline + 1, newline + size)
     position = newline + size + 1
   end
-  index = (start or 0) % #requests
+  index = tonumber(args[2] or "0") % #requests
 end
 
 function request()
