@@ -174,19 +174,7 @@ class CaOnecard(Onecard):
         killed) with the benchmark as `onecard serve` is."""
         port = _free_port()
         log = self.root / "ocsp-responder.log"
-        command = [ONECARD, "ocsp-responder", "--host", HOST, "--port", str(port)]
-        command += ["--workers", str(self.workers)]
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                command,
-                cwd=self.root,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent(os.getpid()),
-            )
+        process = self.start("ocsp-responder", port, log)
         try:
             base = f"http://{HOST}:{port}"
             what = "onecard ocsp-responder"
@@ -344,6 +332,26 @@ def wrk_load(
         "sockets": None,
         "exhausted": once and start > len(specs),
     }
+
+
+def run_load(
+    engine: str,
+    load: Load,
+    workdir: Path,
+    base_url: str,
+    specs: list[dict],
+    *,
+    mode: str,
+    warm_up: bool = True,
+) -> dict:
+    """One load run with ``engine`` (wrk, or ca_load.mjs's http or autocannon): issuance
+    sends each request once, OCSP cycles through its list."""
+    if engine == "wrk":
+        return wrk_load(load, workdir, base_url, specs, warm_up=warm_up, once=mode == "issue")
+    config = {"mode": mode, "engine": engine, "base_url": base_url, "requests": specs}
+    if mode == "issue":
+        config["path"] = ISSUE_PATH
+    return ca_load(load, workdir, config)
 
 
 @dataclass
@@ -886,21 +894,7 @@ def measure_issue(server: Server, load: Load, csr_pool: int, engine: str) -> Row
         }
         for n, (pem, _) in enumerate(csrs)
     ]
-    if engine == "wrk":
-        report = wrk_load(
-            load, server.log.parent, server.base_url, requests, warm_up=True, once=True
-        )
-    else:
-        report = ca_load(
-            load,
-            server.log.parent,
-            {
-                "mode": "issue",
-                "base_url": server.base_url,
-                "path": ISSUE_PATH,
-                "requests": requests,
-            },
-        )
+    report = run_load(engine, load, server.log.parent, server.base_url, requests, mode="issue")
     row = _row(server.label, server.workers, report, what="issuance")
     if report["exhausted"]:
         row.failures += 1
@@ -1060,17 +1054,15 @@ def measure_ocsp(
         )
         since = _log_size(target)
         specs = _ocsp_paths(target, batch, variant.method)
-        if engine == "wrk":
-            warm_up = target.local is not None
-            report = wrk_load(
-                load, server.log.parent, target.base_url, specs, warm_up=warm_up, once=False
-            )
-        else:
-            report = ca_load(
-                load,
-                server.log.parent,
-                {"mode": "ocsp", "engine": engine, "base_url": target.base_url, "requests": specs},
-            )
+        report = run_load(
+            engine,
+            load,
+            server.log.parent,
+            target.base_url,
+            specs,
+            mode="ocsp",
+            warm_up=target.local is not None,
+        )
         if target.local is not None:
             _settle_log(target)
         if engine == "autocannon" and target.local is None and not report["completed"]:

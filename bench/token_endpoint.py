@@ -276,16 +276,14 @@ class Onecard:
                 f"and client_secret:\n{done.stdout.strip()}"
             ) from exc
 
-    @contextlib.contextmanager
-    def serving(self) -> Iterator[Server]:
-        port = _free_port()
-        base = f"http://{HOST}:{port}"
-        log = self.root / "serve.log"
-        command = [ONECARD, "serve", "--host", HOST, "--port", str(port)]
-        command += ["--workers", str(self.workers)]
+    def start(self, command: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+        """`onecard COMMAND` on 127.0.0.1:PORT with this run's workers, data directory and
+        environment, its output in ``log``; it gets SIGTERM if this script dies."""
+        argv = [ONECARD, command, "--host", HOST, "--port", str(port)]
+        argv += ["--workers", str(self.workers)]
         with log.open("wb") as out:
-            process = subprocess.Popen(
-                command,
+            return subprocess.Popen(
+                argv,
                 cwd=self.root,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -294,6 +292,13 @@ class Onecard:
                 start_new_session=True,
                 preexec_fn=_die_with_parent(os.getpid()),
             )
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[Server]:
+        port = _free_port()
+        base = f"http://{HOST}:{port}"
+        log = self.root / "serve.log"
+        process = self.start("serve", port, log)
         local = OnecardLocal(self.env, public_url=base)
         try:
             _wait_http_ok(f"{base}/readyz", process, log, "onecard serve", START_TIMEOUT)
