@@ -80,14 +80,17 @@ class CertificateAuthority:
         return cached
 
     def active(self, session: Session, kind: AuthorityKind) -> Authority:
-        """The active authority of ``kind`` (a detached row: read it, do not change it)."""
+        """The active authority of ``kind``: a copy kept by this process (read it, do not
+        change it), taken again when the authority's revision moves."""
         row = session.exec(_ACTIVE, params={"kind": kind}).one_or_none()
         if row is None:
             raise _missing(kind)
         cached = self._active.get(kind)
         if cached is None or (cached.id, cached.revision) != tuple(row):
-            cached = session.get_one(Authority, row[0])
-            session.expunge(cached)
+            loaded = session.get_one(Authority, row[0])
+            # A copy, so the caller's session keeps its own object (and any change to it).
+            columns = Authority.__table__.columns  # type: ignore[attr-defined]
+            cached = Authority(**{c.key: getattr(loaded, c.key) for c in columns})
             self._active[kind] = cached
         return cached
 
