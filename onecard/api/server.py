@@ -45,7 +45,7 @@ _RESTART_PAUSE_SECONDS = 1.0
 
 def run(worker: Worker, *, host: str, port: int, workers: int) -> None:
     """Serve with ``workers`` processes on ``host:port`` (one: in this process)."""
-    reservation = bind(host, port)
+    reservation = bind(host, port, share=workers > 1)
     try:
         if workers == 1:
             worker(reservation)
@@ -55,11 +55,13 @@ def run(worker: Worker, *, host: str, port: int, workers: int) -> None:
         reservation.close()
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, share: bool = True) -> socket.socket:
+    """A socket bound to ``host:port``; with ``share``, one the workers' own sockets can join
+    (another process of the same user could too: a lone server does not share)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if _REUSE_PORT:
+    if share and _REUSE_PORT:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))

@@ -78,3 +78,11 @@ def test_connections_spread_over_workers_and_all_stop_on_sigterm() -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid), 0)
+
+
+def test_a_lone_server_does_not_share_its_port() -> None:
+    port = _free_port()
+    with server.bind("127.0.0.1", port, share=False) as lone:
+        lone.listen()
+        with pytest.raises(OSError, match="in use"):
+            server.bind("127.0.0.1", port)
