@@ -9,7 +9,7 @@ worker.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -24,8 +24,12 @@ from onecard.identity.oidc.tokens import TokenRejected, verify_access_token
 from onecard.identity.staff import person_standing
 from onecard.identity.tokens import TOKEN_PREFIX, authenticate
 
+# Dependencies that do no I/O are ``async def``: FastAPI runs each plain ``def`` dependency in
+# the thread pool, so a citizen's request made four thread hops (runtime, bearer token, caller,
+# endpoint) where two do blocking work.
 
-def get_runtime(request: Request) -> Runtime:
+
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
@@ -65,7 +69,7 @@ class Principal:
 _bearer = HTTPBearer(auto_error=False, description="An access token from `/oauth2/token`")
 
 
-def bearer_token(
+async def bearer_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     if credentials is None or not credentials.credentials.strip():
@@ -142,8 +146,8 @@ BootstrapPrincipal = Annotated[Principal, Depends(bootstrap_principal)]
 ClientPrincipal = Annotated[Principal, Depends(client_principal)]
 
 
-def require_scope(scope: str) -> Callable[[Principal], Principal]:
-    def dependency(principal: ClientPrincipal) -> Principal:
+def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+    async def dependency(principal: ClientPrincipal) -> Principal:
         if scope not in principal.scopes:
             raise Forbidden(f"this needs the {scope} scope", code="insufficient_scope")
         return principal
@@ -151,10 +155,10 @@ def require_scope(scope: str) -> Callable[[Principal], Principal]:
     return dependency
 
 
-def require_staff(*roles: StaffRoleName) -> Callable[[Principal], Principal]:
+def require_staff(*roles: StaffRoleName) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency admitting a person who holds one of ``roles`` at assurance level ≥ 2."""
 
-    def dependency(principal: CurrentPrincipal) -> Principal:
+    async def dependency(principal: CurrentPrincipal) -> Principal:
         if not principal.roles.intersection(roles):
             needed = " or ".join(roles)
             raise Forbidden(f"this needs the {needed} role", code="role_required")
