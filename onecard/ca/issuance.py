@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from sqlalchemy import bindparam, insert
+from sqlalchemy import Connection, bindparam, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
@@ -268,6 +268,10 @@ def record_signed(session: Session, signed: Signed, *, actor: Actor) -> Certific
     return outcome
 
 
+_CERTIFICATES = Certificate.__table__  # type: ignore[attr-defined]
+_KEYS = CertifiedKey.__table__  # type: ignore[attr-defined]
+
+
 def record_batch(
     session: Session, batch: Sequence[tuple[Signed, Actor]]
 ) -> list[Certificate | OnecardError]:
@@ -280,9 +284,13 @@ def record_batch(
     races: of two subjects racing for one key, one insert wins). One that fails gets its error
     in its place and writes nothing; the others are recorded.
     """
+    # The statements go straight to the connection (Core, no ORM bookkeeping: this runs
+    # while the SQLite writer's turn or the audit head is held), so nothing may wait in the ORM.
+    session.flush()
+    connection = session.connection()
     outcomes: list[Certificate | OnecardError | None] = [None] * len(batch)
-    _recheck(session, [signed for signed, _ in batch], outcomes)
-    _bind_keys(session, [signed for signed, _ in batch], outcomes)
+    _recheck(connection, [signed for signed, _ in batch], outcomes)
+    _bind_keys(connection, [signed for signed, _ in batch], outcomes)
     now = clock.now()
     pending = [
         (signed, actor, _certificate_row(signed, actor, now))
@@ -290,7 +298,7 @@ def record_batch(
         if outcome is None
     ]
     if pending:
-        session.execute(insert(Certificate), [row for _, _, row in pending])
+        connection.execute(insert(_CERTIFICATES), [row for _, _, row in pending])
         answers = [{"certificate_id": row["id"], **s.ocsp_answer} for s, _, row in pending]
         store_answers(session, answers)
         record_many(session, [_issue_event(s, actor, row["serial"]) for s, actor, row in pending])
@@ -299,19 +307,23 @@ def record_batch(
 
 
 def _recheck(
-    session: Session, batch: list[Signed], outcomes: list[Certificate | OnecardError | None]
+    connection: Connection,
+    batch: list[Signed],
+    outcomes: list[Certificate | OnecardError | None],
 ) -> None:
     """Authorities and subjects as they are now (one query per table)."""
     issuing = set(
-        session.exec(
+        connection.execute(
             select(Authority.id).where(
                 Authority.id.in_({s.authority_id for s in batch}),
                 Authority.status == AuthorityStatus.ACTIVE,
             )
-        )
+        ).scalars()
     )
-    persons = _statuses(session, Person, {s.subject.person_id for s in batch} - {None})
-    enterprises = _statuses(session, Enterprise, {s.subject.enterprise_id for s in batch} - {None})
+    persons = _statuses(connection, Person, {s.subject.person_id for s in batch} - {None})
+    enterprises = _statuses(
+        connection, Enterprise, {s.subject.enterprise_id for s in batch} - {None}
+    )
     for index, signed in enumerate(batch):
         subject = signed.subject
         try:
@@ -328,16 +340,22 @@ def _recheck(
             outcomes[index] = exc
 
 
-def _statuses(session: Session, model: type[Person | Enterprise], ids: set[Any]) -> dict[Any, str]:
+def _statuses(
+    connection: Connection, model: type[Person | Enterprise], ids: set[Any]
+) -> dict[Any, str]:
     if not ids:
         return {}
-    return dict(session.exec(select(model.id, model.status).where(model.id.in_(ids))).all())
+    rows = connection.execute(select(model.id, model.status).where(model.id.in_(ids)))
+    return {row[0]: row[1] for row in rows}
 
 
 def _bind_keys(
-    session: Session, batch: list[Signed], outcomes: list[Certificate | OnecardError | None]
+    connection: Connection,
+    batch: list[Signed],
+    outcomes: list[Certificate | OnecardError | None],
 ) -> None:
-    """Bind each key to its subject (one insert), then refuse those another subject holds."""
+    """Bind each key to its subject (one insert), then refuse those another subject holds
+    (looked up only for keys the insert did not take: already bound, to someone)."""
     wanted = {
         signed.csr.spki_sha256: signed.subject.binding
         for signed, outcome in zip(reversed(batch), reversed(outcomes), strict=True)
@@ -345,20 +363,23 @@ def _bind_keys(
     }  # reversed: of two subjects in one batch asking for one key, the first one wins
     if not wanted:
         return
-    dialect = session.get_bind().dialect.name
-    insert_key = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert_key = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     now = clock.now()
-    session.execute(
-        insert_key(CertifiedKey).on_conflict_do_nothing(index_elements=["spki_sha256"]),
-        [{"spki_sha256": k, "subject": b, "created_at": now} for k, b in wanted.items()],
+    bound = set(
+        connection.execute(
+            insert_key(_KEYS)
+            .on_conflict_do_nothing(index_elements=["spki_sha256"])
+            .returning(_KEYS.c.spki_sha256),
+            [{"spki_sha256": k, "subject": b, "created_at": now} for k, b in wanted.items()],
+        ).scalars()
     )
-    owners = dict(
-        session.exec(
-            select(CertifiedKey.spki_sha256, CertifiedKey.subject).where(
-                CertifiedKey.spki_sha256.in_(wanted)
-            )
-        ).all()
-    )
+    owners = {key: wanted[key] for key in bound}
+    if len(bound) < len(wanted):
+        taken = [key for key in wanted if key not in bound]
+        rows = connection.execute(
+            select(_KEYS.c.spki_sha256, _KEYS.c.subject).where(_KEYS.c.spki_sha256.in_(taken))
+        )
+        owners.update((row[0], row[1]) for row in rows)
     for index, signed in enumerate(batch):
         if outcomes[index] is None and owners[signed.csr.spki_sha256] != signed.subject.binding:
             outcomes[index] = Conflict(

@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 import jwt
-from sqlalchemy import BigInteger, Column, Text, insert
+from sqlalchemy import BigInteger, Column, Text, bindparam, insert, update
 from sqlmodel import Field, Session, SQLModel, select
 
 from onecard.core import clock
@@ -185,6 +185,16 @@ def record(
     record_many(session, [EventSpec(action, actor, subject, person_id, data or {})])
 
 
+_HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+_EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
+_LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_MOVE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+
+
 def record_many(session: Session, specs: Iterable[EventSpec]) -> int:
     """Append events in order under one lock of the chain head; returns how many.
 
@@ -197,8 +207,10 @@ def record_many(session: Session, specs: Iterable[EventSpec]) -> int:
     """
     specs = list(specs)
     session.flush()
-    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
-    seq, prev = head.seq, head.hash
+    # Core statements on the head row: they run while it is locked, and no ORM copy of it is
+    # kept to go stale.
+    connection = session.connection()
+    seq, prev = connection.execute(_LOCK_HEAD).one()
     occurred_at = clock.now()
     rows = []
     for spec in specs:
@@ -219,10 +231,8 @@ def record_many(session: Session, specs: Iterable[EventSpec]) -> int:
         row["hash"] = prev = _event_hash(**row)
         rows.append(row)
     if rows:
-        session.execute(insert(AuditEvent.__table__), rows)  # type: ignore[arg-type]
-        head.seq, head.hash = seq, prev
-        session.add(head)
-        session.flush()
+        connection.execute(insert(_EVENTS), rows)
+        connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
     return len(rows)
 
 
