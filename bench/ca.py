@@ -118,6 +118,7 @@ from bench.token_endpoint import (
     HOST,
     LOAD_GRACE,
     ONECARD,
+    PEER_SHARED,
     START_TIMEOUT,
     BenchError,
     NodePeer,
@@ -136,6 +137,7 @@ from bench.token_endpoint import (
     _wait_http_ok,
     postgres_schema,
     report_log,
+    run_node_load,
 )
 
 PEER_LOAD = "ca_load.mjs"
@@ -188,7 +190,8 @@ class CaPeer(NodePeer):
     """bench/peer installed from npm into a temporary folder, with bench/peer/ca_load.mjs."""
 
     def install(self) -> None:
-        shutil.copy2(Path(__file__).resolve().parent / "peer" / PEER_LOAD, self.root / PEER_LOAD)
+        for name in (PEER_LOAD, PEER_SHARED):
+            shutil.copy2(Path(__file__).resolve().parent / "peer" / name, self.root / name)
         super().install()
 
     @property
@@ -216,36 +219,10 @@ def ca_load(load: Load, workdir: Path, config: dict[str, Any]) -> dict:
         "warmup": load.warmup,
         "duration": load.duration,
     }
-    path = workdir / f"load-{config['mode']}-{secrets.token_hex(4)}.json"
-    path.write_text(json.dumps(config))  # holds access tokens: removed right after the run
     limit = load.warmup + load.duration + LOAD_GRACE
     if config.get("engine") == "autocannon":
         limit += load.warmup + 10  # two autocannon runs, each with its own start-up
-    try:
-        process = subprocess.Popen(
-            [*load.ca_load, str(path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            # It stops by itself after `limit` s, and gets SIGTERM if this script dies.
-            env={**os.environ, "BENCH_MAX_SECONDS": str(limit)},
-            start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()),
-        )
-        try:
-            stdout, stderr = process.communicate(timeout=limit + 10)
-        except subprocess.TimeoutExpired as exc:
-            raise BenchError(f"{PEER_LOAD} did not finish within {limit + 10} s") from exc
-        finally:
-            if process.poll() is None:
-                _stop_group(process)
-    finally:
-        path.unlink(missing_ok=True)
-    lines = [line for line in stdout.splitlines() if line.startswith("{")]
-    if process.returncode != 0 or not lines:
-        raise BenchError(f"{PEER_LOAD} failed ({process.returncode}):\n{stderr}{stdout}")
-    return json.loads(lines[-1])
+    return run_node_load(load.ca_load, workdir, config, limit=limit)
 
 
 WRK_SCRIPT = Path(__file__).resolve().parent / "peer" / "wrk_requests.lua"

@@ -72,7 +72,8 @@ HOST = "127.0.0.1"
 PEER_DIR = Path(__file__).resolve().parent / "peer"
 PEER_SERVER = "oidc_provider_server.mjs"
 PEER_LOAD = "flow_load.mjs"
-PEER_FILES = ("package.json", "package-lock.json", PEER_SERVER, PEER_LOAD)
+PEER_SHARED = "timed_run.mjs"  # the timed loop of flow_load.mjs and ca_load.mjs
+PEER_FILES = ("package.json", "package-lock.json", PEER_SERVER, PEER_LOAD, PEER_SHARED)
 ONECARD = str(Path(sys.executable).with_name("onecard"))
 SCOPE = "card:verify"
 CLIENT_NAME = "bench"
@@ -695,12 +696,20 @@ def flow_load(load: Load, workdir: Path, config: dict[str, Any]) -> dict:
     """One bench/peer/flow_load.mjs run (warm-up and measured window in one process) with
     this configuration; its JSON report."""
     config = {**config, "warmup": load.warmup, "duration": load.duration}
-    path = workdir / f"flow-{config['mode']}-{secrets.token_hex(4)}.json"
-    path.write_text(json.dumps(config))  # holds refresh tokens: removed right after the run
     limit = load.warmup + load.duration + LOAD_GRACE
+    return run_node_load(load.flow_load, workdir, config, limit=limit)
+
+
+def run_node_load(command: list[str], workdir: Path, config: dict[str, Any], *, limit: int) -> dict:
+    """Run a node load generator (``command`` + the path of ``config`` written as JSON, which
+    may hold tokens and is removed right after) that stops by itself after ``limit`` s; the
+    JSON report it prints last."""
+    name = Path(command[-1]).name
+    path = workdir / f"load-{config['mode']}-{secrets.token_hex(4)}.json"
+    path.write_text(json.dumps(config))
     try:
         process = subprocess.Popen(
-            [*load.flow_load, str(path)],
+            [*command, str(path)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -713,7 +722,7 @@ def flow_load(load: Load, workdir: Path, config: dict[str, Any]) -> dict:
         try:
             stdout, stderr = process.communicate(timeout=limit + 10)
         except subprocess.TimeoutExpired as exc:
-            raise BenchError(f"flow_load.mjs did not finish within {limit + 10} s") from exc
+            raise BenchError(f"{name} did not finish within {limit + 10} s") from exc
         finally:
             if process.poll() is None:
                 _stop_group(process)
@@ -721,7 +730,7 @@ def flow_load(load: Load, workdir: Path, config: dict[str, Any]) -> dict:
         path.unlink(missing_ok=True)
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if process.returncode != 0 or not lines:
-        raise BenchError(f"flow_load.mjs failed ({process.returncode}):\n{stderr}{stdout}")
+        raise BenchError(f"{name} failed ({process.returncode}):\n{stderr}{stdout}")
     return json.loads(lines[-1])
 
 

@@ -26,27 +26,13 @@
 // It stops by itself: after warmup + duration (plus a bounded wait for requests in flight), or
 // after BENCH_MAX_SECONDS (default warmup + duration + 90), whichever comes first.
 
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import process from 'node:process';
-import { URL } from 'node:url';
 
-const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
-const base = new URL(config.base_url);
-if (base.hostname !== '127.0.0.1') {
-  console.error('flow_load.mjs only loads 127.0.0.1');
-  process.exit(2);
-}
-const concurrency = config.concurrency;
-const warmupMs = config.warmup * 1000;
-const durationMs = config.duration * 1000;
+import { Failure, loadConfig, timedRun } from './timed_run.mjs';
+
+const { config, base, concurrency, warmupMs, durationMs } = loadConfig('flow_load.mjs');
 const REQUEST_TIMEOUT_MS = 30_000;
-const maxSeconds = Number.parseInt(process.env.BENCH_MAX_SECONDS ?? '0', 10)
-  || config.warmup + config.duration + 90;
-setTimeout(() => {
-  console.error(`flow_load: BENCH_MAX_SECONDS=${maxSeconds} elapsed`);
-  process.exit(3);
-}, maxSeconds * 1000).unref();
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
 
@@ -78,13 +64,6 @@ function request(method, path, headers, body) {
     if (body !== undefined) req.write(body);
     req.end();
   });
-}
-
-class Failure extends Error {
-  constructor(status, detail) {
-    super(detail);
-    this.status = status;
-  }
 }
 
 // -- refresh ---------------------------------------------------------------------------------
@@ -176,63 +155,23 @@ else if (config.mode !== 'login') {
   process.exit(2);
 }
 
-const latencies = [];
-const statuses = {};
-const samples = [];
-let errors = 0;
-let warmupErrors = 0; // failures outside the measured window: reported, never hidden
-let completed = 0;
-const started = performance.now();
-const measureFrom = started + warmupMs;
-const stopAt = measureFrom + durationMs;
-
-async function worker() {
-  while (performance.now() < stopAt) {
-    const t0 = performance.now();
-    let status;
-    try {
-      status = await once();
-      if (status === null) return;
-    } catch (error) {
-      status = error instanceof Failure ? error.status : `error:${error.code ?? error.message}`;
-      const t1 = performance.now();
-      if (t0 >= measureFrom && t1 <= stopAt) {
-        errors += 1;
-        statuses[status] = (statuses[status] ?? 0) + 1;
-      } else {
-        warmupErrors += 1;
-      }
-      if (samples.length < 5) samples.push({ status, detail: error.message });
-      continue;
-    }
-    const t1 = performance.now();
-    if (t0 >= measureFrom && t1 <= stopAt) {
-      completed += 1;
-      latencies.push(t1 - t0);
-      statuses[status] = (statuses[status] ?? 0) + 1;
-    }
-  }
-}
-
-await Promise.all(Array.from({ length: concurrency }, () => worker()));
+const result = await timedRun(once, { concurrency, warmupMs, durationMs });
 agent.destroy();
 
-latencies.sort((a, b) => a - b);
-const pick = (q) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.ceil(q * latencies.length) - 1)] : null);
 const round = (x) => (x === null ? null : Math.round(x * 10) / 10);
 console.log(JSON.stringify({
   mode: config.mode,
   concurrency,
   seconds: config.duration,
-  completed,
-  rate: completed / config.duration,
-  p50_ms: round(pick(0.5)),
-  p99_ms: round(pick(0.99)),
-  max_ms: round(latencies.length ? latencies[latencies.length - 1] : null),
-  errors,
-  warmup_errors: warmupErrors,
-  statuses,
-  samples,
+  completed: result.completed,
+  rate: result.completed / config.duration,
+  p50_ms: round(result.p50_ms),
+  p99_ms: round(result.p99_ms),
+  max_ms: round(result.max_ms),
+  errors: result.errors,
+  warmup_errors: result.warmup_errors,
+  statuses: result.statuses,
+  samples: result.samples,
   tokens_left: config.mode === 'refresh' ? pool.length : undefined,
 }));
 process.exit(0);
