@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
 
 from onecard.api.runtime import Runtime
 from onecard.core.audit import Actor
@@ -89,30 +90,41 @@ def _level_of(claims: dict) -> int:
 
 def _resolve(runtime: Runtime, token: str) -> Principal:
     with runtime.database.read_session() as session:
-        if token.startswith(TOKEN_PREFIX):
-            row = authenticate(session, token)
-            return Principal(str(row.id), row.kind, None, 0, frozenset())
-        try:
-            info = verify_access_token(session, runtime.provider, token)
-        except TokenRejected as exc:
-            raise Unauthenticated(
-                f"the access token is not valid: {exc.reason}", code="invalid_token"
-            ) from None
-        jti = str(info.claims["jti"])
-        if info.person_id is None:
-            return Principal(jti, "client", None, 0, frozenset(), info.scopes, info.client_id)
-        standing = person_standing(session, info.person_id)
-        if standing is None or standing.status != SubjectStatus.ACTIVE:
-            raise Unauthenticated("the account is not active", code="invalid_token")
-        level = min(standing.level, _level_of(info.claims))
-        return Principal(
-            jti, "person", info.person_id, level, standing.roles, info.scopes, info.client_id
-        )
+        return _resolve_in(session, runtime, token)
+
+
+def _resolve_in(session: Session, runtime: Runtime, token: str) -> Principal:
+    if token.startswith(TOKEN_PREFIX):
+        row = authenticate(session, token)
+        return Principal(str(row.id), row.kind, None, 0, frozenset())
+    try:
+        info = verify_access_token(session, runtime.provider, token)
+    except TokenRejected as exc:
+        raise Unauthenticated(
+            f"the access token is not valid: {exc.reason}", code="invalid_token"
+        ) from None
+    jti = str(info.claims["jti"])
+    if info.person_id is None:
+        return Principal(jti, "client", None, 0, frozenset(), info.scopes, info.client_id)
+    standing = person_standing(session, info.person_id)
+    if standing is None or standing.status != SubjectStatus.ACTIVE:
+        raise Unauthenticated("the account is not active", code="invalid_token")
+    level = min(standing.level, _level_of(info.claims))
+    return Principal(
+        jti, "person", info.person_id, level, standing.roles, info.scopes, info.client_id
+    )
 
 
 def current_principal(token: BearerToken, runtime: RuntimeDep) -> Principal:
     """A person calling onecard's own APIs with a token of a first-party scope."""
-    principal = _resolve(runtime, token)
+    with runtime.database.read_session() as session:
+        return person_principal(session, runtime, token)
+
+
+def person_principal(session: Session, runtime: Runtime, token: str) -> Principal:
+    """What :func:`current_principal` decides, in the caller's read session: for a route that
+    reads anyway, one session and one thread hop fewer (it takes :data:`BearerToken`)."""
+    principal = _resolve_in(session, runtime, token)
     if principal.kind == "bootstrap":
         raise Forbidden(
             "the bootstrap token only creates the first administrator", code="forbidden"

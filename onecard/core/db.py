@@ -13,6 +13,8 @@
   for seconds. A blocked ``flock`` is woken as soon as the lock is released.
 - :meth:`Database.session` is the unit of work: it commits when the block ends and rolls back
   on any exception, so a change, its audit event and any outbox row land together or not at all.
+- :meth:`Database.read_session` reads through a second engine whose connections refuse writes
+  (SQLite ``query_only``; PostgreSQL ``default_transaction_read_only``, in autocommit).
 - Statement parameters are never written to logs or error messages (``hide_parameters``):
   they carry personal data.
 - Schema changes go through Alembic only (:meth:`Database.upgrade`).
@@ -78,13 +80,27 @@ def make_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> En
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, read_only=read_only)
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         hide_parameters=True,
+        # Readers run each statement on its own (no BEGIN and ROLLBACK round trips). Under
+        # PostgreSQL's READ COMMITTED every statement sees its own snapshot anyway, so a
+        # transaction would add no consistency to reads.
+        **({"isolation_level": "AUTOCOMMIT"} if read_only else {}),
     )
+    if read_only:
+
+        @event.listens_for(engine, "connect")
+        def _refuse_writes(dbapi_connection: Any, _record: Any) -> None:
+            # A reader's connection refuses writes, as query_only does on SQLite.
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET default_transaction_read_only = on")
+            dbapi_connection.commit()
+
+    return engine
 
 
 _SQLITE_POOL_SIZE = 48
@@ -174,15 +190,11 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self._sessions = sessionmaker(self.engine, class_=Session, expire_on_commit=False)
-        # SQLite: a second engine whose transactions only read (see read_session).
-        self._reader = (
-            make_engine(url, read_only=True) if self.engine.dialect.name == "sqlite" else None
-        )
-        self._readers = sessionmaker(
-            self._reader or self.engine, class_=Session, expire_on_commit=False
-        )
+        # A second engine whose connections only read (see read_session).
+        self._reader = make_engine(url, pool_size=pool_size, read_only=True)
+        self._readers = sessionmaker(self._reader, class_=Session, expire_on_commit=False)
         self._turns = (
-            _WriterTurns(str(make_url(url).database)) if self._reader is not None else None
+            _WriterTurns(str(make_url(url).database)) if self.backend == "sqlite" else None
         )
 
     @property
@@ -198,9 +210,11 @@ class Database:
 
     @contextlib.contextmanager
     def read_session(self) -> Iterator[Session]:
-        """A unit of work that only reads. On SQLite it takes no write lock, so reads (token
-        checks, look-ups, CPU work between them) run beside the one writer instead of queueing
-        behind it; a write in it fails. On PostgreSQL it is an ordinary transaction."""
+        """A unit of work that only reads; a write in it fails. On SQLite it takes no write
+        lock, so reads (token checks, look-ups, CPU work between them) run beside the one
+        writer instead of queueing behind it. On PostgreSQL each statement runs on its own
+        (autocommit), which saves two round trips per session and gives up nothing: under
+        READ COMMITTED each statement of a transaction sees its own snapshot too."""
         with self._readers() as session, session.begin():
             yield session
 
@@ -224,8 +238,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._reader is not None:
-            self._reader.dispose()
+        self._reader.dispose()
         if self._turns is not None:
             self._turns.close()
 
