@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from sqlalchemy import Connection, bindparam, insert
+from sqlalchemy import Connection, bindparam, insert, literal_column, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
@@ -51,6 +51,7 @@ from onecard.ca.profiles import Profile
 from onecard.ca.service import CertificateAuthority
 from onecard.core import clock
 from onecard.core.audit import Actor, EventSpec, record_many
+from onecard.core.db import pipelined
 from onecard.core.errors import (
     Conflict,
     Forbidden,
@@ -298,9 +299,10 @@ def record_batch(
         if outcome is None
     ]
     if pending:
-        connection.execute(insert(_CERTIFICATES), [row for _, _, row in pending])
         answers = [{"certificate_id": row["id"], **s.ocsp_answer} for s, _, row in pending]
-        store_answers(session, answers)
+        with pipelined(connection):
+            connection.execute(insert(_CERTIFICATES), [row for _, _, row in pending])
+            store_answers(connection, answers)
         record_many(session, [_issue_event(s, actor, row["serial"]) for s, actor, row in pending])
     recorded = (Certificate(**row) for _, _, row in pending)
     return [outcome if outcome is not None else next(recorded) for outcome in outcomes]
@@ -311,42 +313,43 @@ def _recheck(
     batch: list[Signed],
     outcomes: list[Certificate | OnecardError | None],
 ) -> None:
-    """Authorities and subjects as they are now (one query per table)."""
-    issuing = set(
-        connection.execute(
-            select(Authority.id).where(
-                Authority.id.in_({s.authority_id for s in batch}),
-                Authority.status == AuthorityStatus.ACTIVE,
-            )
-        ).scalars()
-    )
-    persons = _statuses(connection, Person, {s.subject.person_id for s in batch} - {None})
-    enterprises = _statuses(
-        connection, Enterprise, {s.subject.enterprise_id for s in batch} - {None}
+    """Authorities and subjects as they are now (one query: one round trip in the write)."""
+    status = _statuses(
+        connection,
+        {
+            Authority: {s.authority_id for s in batch},
+            Person: {s.subject.person_id for s in batch} - {None},
+            Enterprise: {s.subject.enterprise_id for s in batch} - {None},
+        },
     )
     for index, signed in enumerate(batch):
         subject = signed.subject
         try:
-            if signed.authority_id not in issuing:
+            if status.get(("ca_authority", signed.authority_id)) != AuthorityStatus.ACTIVE:
                 raise InvalidState(
                     "the issuing authority was retired meanwhile; ask again",
                     code="authority_retired",
                 )
             if subject.person_id is not None:
-                _require_active(persons[subject.person_id], "person")
+                _require_active(status[("person", subject.person_id)], "person")
             if subject.enterprise_id is not None:
-                _require_active(enterprises[subject.enterprise_id], "enterprise")
+                _require_active(status[("enterprise", subject.enterprise_id)], "enterprise")
         except OnecardError as exc:
             outcomes[index] = exc
 
 
 def _statuses(
-    connection: Connection, model: type[Person | Enterprise], ids: set[Any]
-) -> dict[Any, str]:
-    if not ids:
-        return {}
-    rows = connection.execute(select(model.id, model.status).where(model.id.in_(ids)))
-    return {row[0]: row[1] for row in rows}
+    connection: Connection, wanted: dict[type[Authority | Person | Enterprise], set[Any]]
+) -> dict[tuple[str, Any], str]:
+    """The status of each row asked for, keyed by (table, id)."""
+    parts = [
+        select(literal_column(f"'{model.__tablename__}'"), model.id, model.status).where(
+            model.id.in_(ids)
+        )
+        for model, ids in wanted.items()
+        if ids
+    ]
+    return {(table, id_): status for table, id_, status in connection.execute(union_all(*parts))}
 
 
 def _bind_keys(

@@ -30,6 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
@@ -246,7 +247,7 @@ def presign(
         }
         for c in certificates
     ]
-    store_answers(session, rows)
+    store_answers(session.connection(), rows)
     return len(rows)
 
 
@@ -266,9 +267,9 @@ def _upsert_statement(dialect: str) -> Any:
     )
 
 
-def store_answers(session: Session, rows: list[dict[str, Any]]) -> None:
+def store_answers(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert or replace pre-signed answers (rows of ``ca_ocsp_response``)."""
-    session.execute(_upsert_statement(session.get_bind().dialect.name), rows)
+    connection.execute(_upsert_statement(connection.dialect.name), rows)
 
 
 class OcspResponder:

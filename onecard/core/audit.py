@@ -29,7 +29,7 @@ from sqlalchemy import BigInteger, Column, Text, bindparam, insert, update
 from sqlmodel import Field, Session, SQLModel, select
 
 from onecard.core import clock
-from onecard.core.db import UTCDateTime
+from onecard.core.db import UTCDateTime, pipelined
 
 if TYPE_CHECKING:
     from onecard.core.keyring import Keyring
@@ -231,8 +231,9 @@ def record_many(session: Session, specs: Iterable[EventSpec]) -> int:
         row["hash"] = prev = _event_hash(**row)
         rows.append(row)
     if rows:
-        connection.execute(insert(_EVENTS), rows)
-        connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+        with pipelined(connection):  # one round trip while the head is locked
+            connection.execute(insert(_EVENTS), rows)
+            connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
     return len(rows)
 
 
