@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def load_all_models() -> None:
     import onecard.ca.models
+    import onecard.card.models
     import onecard.core.audit
     import onecard.core.idempotency
     import onecard.core.jobs

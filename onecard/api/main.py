@@ -20,6 +20,7 @@ from onecard.api.routers import (
     audit,
     auth,
     ca,
+    cards,
     certificates,
     clients,
     enterprises,
@@ -68,6 +69,7 @@ def create_app(runtime: Runtime | None) -> FastAPI:
         enterprises.router,
         certificates.router,
         ca.router,
+        cards.router,
         audit.router,
     ):
         app.include_router(router)

@@ -16,6 +16,11 @@ from onecard.ca.issuance import Signed, record_batch
 from onecard.ca.models import Certificate
 from onecard.ca.ocsp import OcspResponder
 from onecard.ca.service import CertificateAuthority
+from onecard.card import (
+    keys,  # noqa: F401  (registers the card and trust-list signing keys)
+    listener,  # noqa: F401  (registers the card's identity status listener)
+)
+from onecard.card.online import OnlineVerifier, PublishedTrustList
 from onecard.core.audit import Actor
 from onecard.core.db import Database, startup_lock
 from onecard.core.group_commit import GroupCommit
@@ -39,6 +44,8 @@ class Runtime:
     ca: CertificateAuthority
     ocsp: OcspResponder
     issuance: GroupCommit[tuple[Signed, Actor], Certificate]
+    cards: OnlineVerifier
+    trust_list: PublishedTrustList
 
     def close(self) -> None:
         self.issuance.close()
@@ -56,16 +63,19 @@ def build_runtime(
         settings.effective_database_url, pool_size=settings.db_pool_size
     )
     ca = CertificateAuthority(sealer, settings)
+    provider = Provider.from_settings(settings, sealer, keyring)
     return Runtime(
         settings=settings,
         database=database,
         sealer=sealer,
         keyring=keyring,
         hasher=PasswordHasher.from_settings(settings),
-        provider=Provider.from_settings(settings, sealer, keyring),
+        provider=provider,
         ca=ca,
         ocsp=OcspResponder(database, ca),
         issuance=GroupCommit(database, record_batch, name="ca-issuance"),
+        cards=OnlineVerifier(keyring, provider.issuer),
+        trust_list=PublishedTrustList(keyring, provider.issuer),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Generic, Literal, Self, TypeVar
+from typing import Any, Generic, Literal, Self, TypeVar
 
 from cryptography import x509
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -13,6 +13,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from onecard.ca.certificates import CaUrls
 from onecard.ca.models import Authority, Certificate, DnsAllowance
 from onecard.ca.profiles import ProfileName
+from onecard.card.links import LinkedCardView
+from onecard.card.models import Card, LinkKind, Terminal
+from onecard.card.online import Disclosure
+from onecard.card.purpose import Purpose
+from onecard.card.terminals import NewTerminal, VerificationView
 from onecard.core.audit import AuditEvent
 from onecard.core.masking import mask_email, mask_phone
 from onecard.identity.models import (
@@ -22,6 +27,7 @@ from onecard.identity.models import (
     Person,
     StaffRole,
 )
+from onecard.identity.oidc.models import Client
 
 T = TypeVar("T")
 
@@ -542,4 +548,171 @@ class DnsAllowanceOut(BaseModel):
             pattern=allowance.pattern,
             created_by=allowance.created_by,
             created_at=allowance.created_at,
+        )
+
+
+# -- the one-card -------------------------------------------------------------------------
+
+
+class CardOut(BaseModel):
+    """A virtual card; its pseudonymous QR reference is never shown."""
+
+    id: uuid.UUID
+    person_id: uuid.UUID
+    number: str
+    status: str
+    status_reason: str | None
+    created_at: datetime
+    status_changed_at: datetime | None
+    replaces_id: uuid.UUID | None
+
+    @classmethod
+    def of(cls, card: Card) -> Self:
+        return cls(
+            id=card.id,
+            person_id=card.person_id,
+            number=card.number,
+            status=card.status,
+            status_reason=card.status_reason,
+            created_at=card.created_at,
+            status_changed_at=card.status_changed_at,
+            replaces_id=card.replaces_id,
+        )
+
+
+class CardReason(Body):
+    reason: str | None = Field(None, max_length=500, examples=["left the phone on the bus"])
+
+
+class CodeOut(BaseModel):
+    token: str = Field(description="The QR code's text: `OC1:` and a Base45 COSE_Sign1 CWT.")
+    purpose: Purpose
+    expires_at: datetime
+
+
+class LinkIn(Body):
+    kind: LinkKind
+    number: str = Field(max_length=40, examples=["6222021234567894"])
+    operator: str | None = Field(
+        None, max_length=100, description="Transit operator, or the bank's name."
+    )
+
+
+class LinkOut(BaseModel):
+    """A linked card: the number appears masked only."""
+
+    id: uuid.UUID
+    kind: LinkKind
+    operator: str | None
+    number_masked: str
+    warning: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, view: LinkedCardView) -> Self:
+        return cls(
+            id=view.id,
+            kind=view.kind,
+            operator=view.operator,
+            number_masked=view.number_masked,
+            warning=view.warning,
+            created_at=view.created_at,
+        )
+
+
+class VerifyIn(Body):
+    token: str = Field(max_length=2048, description="The scanned QR code's text.")
+
+
+class DisclosureOut(BaseModel):
+    """What the terminal's purpose allows it to learn; other fields are absent (null)."""
+
+    valid: Literal[True] = True
+    purpose: Purpose
+    verified_at: datetime
+    transit_linked: bool | None = None
+    name: str | None = None
+    identity_number_masked: str | None = None
+    assurance_level: int | None = None
+    social_security_linked: bool | None = None
+    bank_cards_masked: list[str] | None = None
+
+    @classmethod
+    def of(cls, disclosure: Disclosure) -> Self:
+        banks = disclosure.bank_cards_masked
+        return cls(
+            purpose=disclosure.purpose,
+            verified_at=disclosure.verified_at,
+            transit_linked=disclosure.transit_linked,
+            name=disclosure.name,
+            identity_number_masked=disclosure.identity_number_masked,
+            assurance_level=disclosure.assurance_level,
+            social_security_linked=disclosure.social_security_linked,
+            bank_cards_masked=list(banks) if banks is not None else None,
+        )
+
+
+class VerificationOut(BaseModel):
+    id: uuid.UUID
+    verified_at: datetime
+    purpose: Purpose
+    terminal: str
+    location: str
+    organisation: str
+
+    @classmethod
+    def of(cls, view: VerificationView) -> Self:
+        return cls(
+            id=view.id,
+            verified_at=view.verified_at,
+            purpose=view.purpose,
+            terminal=view.terminal_name,
+            location=view.location,
+            organisation=view.organisation,
+        )
+
+
+class TerminalIn(Body):
+    name: str = Field(max_length=200, examples=["Gate 3"])
+    location: str = Field(max_length=200, examples=["Line 1, People's Square"])
+    organisation: str = Field(max_length=200, examples=["City Metro"])
+    purpose: Purpose
+
+
+class TerminalOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    location: str
+    organisation: str
+    purpose: Purpose
+    client_id: str
+    status: str
+    created_at: datetime
+    disabled_at: datetime | None
+
+    @classmethod
+    def of(cls, session: Any, terminal: Terminal) -> Self:
+        client = session.get(Client, terminal.client_id)
+        return cls(
+            id=terminal.id,
+            name=terminal.name,
+            location=terminal.location,
+            organisation=terminal.organisation,
+            purpose=Purpose(terminal.purpose),
+            client_id=client.client_id,
+            status=terminal.status,
+            created_at=terminal.created_at,
+            disabled_at=terminal.disabled_at,
+        )
+
+
+class NewTerminalOut(BaseModel):
+    terminal_id: uuid.UUID
+    client_id: str
+    client_secret: str = Field(description="Shown once: the terminal's token requests use it.")
+
+    @classmethod
+    def of(cls, made: NewTerminal) -> Self:
+        return cls(
+            terminal_id=made.terminal.id, client_id=made.client_id, client_secret=made.client_secret
         )

@@ -1,7 +1,8 @@
 """The keyring: every signing key onecard uses, sealed in the database, and their rotation.
 
 Each key serves one *purpose* (``token`` for ID and access tokens, ``audit`` for audit
-checkpoints; later ``card`` for QR codes) with one algorithm, and moves through
+checkpoints; other packages register theirs, such as :mod:`onecard.card.keys`) with one
+algorithm, and moves through
 ``next -> active -> retired -> removed``:
 
 - ``next`` is published before it signs anything, so relying parties that cache the JWKS
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -39,9 +41,10 @@ from onecard.core.errors import NotFound
 from onecard.core.jose import LocalSigner, Signer, generate_private_key, public_jwk, thumbprint
 from onecard.core.sealing import Sealer
 
-# Which keys exist: (purpose, alg). Other packages add theirs with register_key_use().
+# Which keys exist: (purpose, alg), and whose public keys the JWKS publishes. Other packages
+# add theirs with register_key_use(), so core never needs to know them.
 KEY_USES: set[tuple[str, str]] = {("token", "RS256"), ("token", "ES256"), ("audit", "ES256")}
-PUBLISHED_PURPOSES = ("token",)
+PUBLISHED_PURPOSES: set[str] = {"token"}
 _CACHE_SECONDS = 5.0
 
 
@@ -97,8 +100,11 @@ class KeyChange:
     state: KeyState
 
 
-def register_key_use(purpose: str, alg: str) -> None:
+def register_key_use(purpose: str, alg: str, *, published: bool = False) -> None:
+    """Declare a key use; ``published`` puts its public keys in the JWKS (:meth:`Keyring.jwks`)."""
     KEY_USES.add((purpose, alg))
+    if published:
+        PUBLISHED_PURPOSES.add(purpose)
 
 
 class Keyring:
@@ -183,12 +189,14 @@ class Keyring:
             self._active[(purpose, alg)] = cached
         return self._signers[cached[1]]
 
-    def jwks(self, session: Session, purposes: tuple[str, ...] = PUBLISHED_PURPOSES) -> dict:
-        """The JSON Web Key Set of every published (next, active, retired) key."""
+    def jwks(self, session: Session, purposes: Iterable[str] | None = None) -> dict:
+        """The JSON Web Key Set of the published (next, active, retired) keys of ``purposes``
+        (by default those registered as published)."""
+        chosen = sorted(PUBLISHED_PURPOSES if purposes is None else purposes)
         keys = session.exec(
             select(SigningKey)
             .where(
-                SigningKey.purpose.in_(purposes),
+                SigningKey.purpose.in_(chosen),
                 SigningKey.state.in_([KeyState.NEXT, KeyState.ACTIVE, KeyState.RETIRED]),
             )
             .order_by(SigningKey.created_at)
@@ -205,7 +213,8 @@ class Keyring:
         loaded_at, keys = self._published
         stale = time.monotonic() - loaded_at > _CACHE_SECONDS
         if stale or (kid not in keys and time.monotonic() - loaded_at > 0.5):
-            keys = {jwk["kid"]: jwt.PyJWK(jwk) for jwk in self.jwks(session)["keys"]}
+            published = self.jwks(session, ("token",))["keys"]  # never another purpose's key
+            keys = {jwk["kid"]: jwt.PyJWK(jwk) for jwk in published}
             self._published = (time.monotonic(), keys)
         return keys.get(kid)
 

@@ -6,7 +6,9 @@ This module owns the rules for:
 - unified social credit codes of enterprises and other organisations, GB 32100-2015;
 - bank card numbers (PANs): 16-19 digits with the Luhn check digit, except that older UnionPay
   cards (prefix 62) without a valid Luhn digit are accepted with a recorded warning;
-- transit card numbers (T-Union and city cards): 8-20 digits, scoped by an operator slug.
+- transit card numbers (T-Union and city cards): 8-20 digits, scoped by an operator slug;
+- social-security card numbers (the number printed on the card, not the social-security
+  number, which is the identity number): 9-20 capital letters and digits.
 
 Each ``parse_*`` function either returns a frozen dataclass holding the normalised value and
 its parts, or raises :class:`InvalidNumber` with a stable ``code`` and a ``reason`` written for
@@ -36,6 +38,7 @@ __all__ = [
     "CreditCode",
     "IdentityNumber",
     "InvalidNumber",
+    "SocialSecurityCardNumber",
     "TransitCardNumber",
     "credit_code_check_character",
     "identity_check_character",
@@ -43,6 +46,7 @@ __all__ = [
     "parse_bank_card_number",
     "parse_credit_code",
     "parse_identity_number",
+    "parse_social_security_card_number",
     "parse_transit_card_number",
 ]
 
@@ -460,3 +464,58 @@ def parse_transit_card_number(text: str, operator: str) -> TransitCardNumber:
             f"digits, got {len(value)}",
         )
     return TransitCardNumber(operator=slug, value=value)
+
+
+# --- Social-security card number -------------------------------------------------------------
+
+_SOCIAL_SECURITY_CARD_MIN_LENGTH = 9
+_SOCIAL_SECURITY_CARD_MAX_LENGTH = 20
+_ASCII_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# Lower case accepted on input, compared before upper-casing: str.upper() maps some
+# non-ASCII letters onto ASCII ones (dotless i -> "I") or onto two ("ß" -> "SS").
+_SOCIAL_SECURITY_CARD_CHARACTERS = frozenset("0123456789" + _ASCII_LETTERS + _ASCII_LETTERS.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class SocialSecurityCardNumber:
+    """The card number printed on a social-security card.
+
+    Build it with :func:`parse_social_security_card_number`. It is not the social-security
+    number: that is the holder's resident identity number (Social Insurance Law art. 58), and
+    it stays the same when the card is reissued, while this number changes.
+    """
+
+    value: str
+
+    def __repr__(self) -> str:
+        return f"SocialSecurityCardNumber(value={mask_transit_card_number(self.value)!r})"
+
+
+def parse_social_security_card_number(text: str) -> SocialSecurityCardNumber:
+    """Parse the card number printed on a social-security card.
+
+    No national format for this number is published, and cards of different provinces and
+    generations differ, so the rule is deliberately broad: after removing spaces (people copy
+    the number in groups) and upper-casing, 9-20 ASCII capital letters and digits.
+    Hyphens and other punctuation are refused rather than dropped, because nothing printed
+    on the cards uses them and silently dropping them could merge two different typings.
+    There is no check character to verify.
+
+    Raises :class:`InvalidNumber` with one of the codes
+    ``social_security_card_number_character``, ``social_security_card_number_length``;
+    raises ``TypeError`` when ``text`` is not a str.
+    """
+    compact = _require_str("text", text).strip().replace(" ", "")
+    for position, character in enumerate(compact, start=1):
+        if character not in _SOCIAL_SECURITY_CARD_CHARACTERS:
+            raise InvalidNumber(
+                "social_security_card_number_character",
+                f"character {position} is not a letter A-Z or a digit",
+            )
+    if not _SOCIAL_SECURITY_CARD_MIN_LENGTH <= len(compact) <= _SOCIAL_SECURITY_CARD_MAX_LENGTH:
+        raise InvalidNumber(
+            "social_security_card_number_length",
+            f"a social-security card number has {_SOCIAL_SECURITY_CARD_MIN_LENGTH} to "
+            f"{_SOCIAL_SECURITY_CARD_MAX_LENGTH} characters, got {len(compact)}",
+        )
+    return SocialSecurityCardNumber(value=compact.upper())

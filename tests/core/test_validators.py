@@ -23,6 +23,7 @@ from onecard.core.validators import (
     CreditCode,
     IdentityNumber,
     InvalidNumber,
+    SocialSecurityCardNumber,
     TransitCardNumber,
     credit_code_check_character,
     identity_check_character,
@@ -30,6 +31,7 @@ from onecard.core.validators import (
     parse_bank_card_number,
     parse_credit_code,
     parse_identity_number,
+    parse_social_security_card_number,
     parse_transit_card_number,
 )
 
@@ -608,3 +610,73 @@ def test_today_is_the_china_date_of_the_injectable_clock() -> None:
     # 2026-01-01 16:30 UTC is already 2 January in China (UTC+8).
     with use_clock(FrozenClock(datetime(2026, 1, 1, 16, 30, tzinfo=UTC))):
         assert validators._local_today() == date(2026, 1, 2)
+
+
+# --- social-security card numbers ------------------------------------------------------------
+
+ALPHANUMERIC = DIGITS + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def test_social_security_card_number_is_compacted_and_upper_cased() -> None:
+    assert parse_social_security_card_number(" a12 345 678 ") == SocialSecurityCardNumber(
+        value="A12345678"
+    )
+
+
+@pytest.mark.parametrize("number", ["123456789", "A" * 20, "h01234567X"])
+def test_social_security_card_number_length_bounds_are_inclusive(number: str) -> None:
+    assert parse_social_security_card_number(number).value == number.upper()
+
+
+@pytest.mark.parametrize("number", ["12345678", "A" * 21, "", "   "])
+def test_social_security_card_number_length_outside_bounds(number: str) -> None:
+    with _raises("social_security_card_number_length"):
+        parse_social_security_card_number(number)
+
+
+@pytest.mark.parametrize(
+    ("number", "position"),
+    [
+        ("A1234-5678", 6),  # hyphens are refused, not dropped
+        ("A1234.5678", 6),
+        ("A1234\u30005678", 6),  # an ideographic space inside is not a space we remove
+        (FULLWIDTH_DIGITS + "9", 1),
+        ("\u0131" + "12345678", 1),  # dotless i would upper-case to an ASCII I
+        ("\u00df" + "12345678", 1),  # sharp s would upper-case to two letters
+    ],
+)
+def test_social_security_card_number_characters(number: str, position: int) -> None:
+    with _raises("social_security_card_number_character") as info:
+        parse_social_security_card_number(number)
+    assert info.value.reason == f"character {position} is not a letter A-Z or a digit"
+
+
+@pytest.mark.parametrize("text", [None, 123456789, b"123456789"])
+def test_social_security_card_number_text_must_be_str(text: object) -> None:
+    with pytest.raises(TypeError, match="text must be a str"):
+        parse_social_security_card_number(text)  # type: ignore[arg-type]
+
+
+def test_social_security_card_number_repr_is_masked() -> None:
+    parsed = parse_social_security_card_number("A12345678")
+    assert repr(parsed) == "SocialSecurityCardNumber(value='*****5678')"
+
+
+@given(st.text(alphabet=ALPHANUMERIC + ALPHANUMERIC.lower(), min_size=9, max_size=20))
+def test_any_9_to_20_letters_and_digits_are_a_social_security_card_number(number: str) -> None:
+    assert parse_social_security_card_number(number).value == number.upper()
+
+
+@given(st.text(max_size=40))
+def test_social_security_card_number_never_fails_otherwise_and_never_echoes(text: str) -> None:
+    failure = _failure(lambda: parse_social_security_card_number(text))
+    if failure is not None:
+        assert failure.code in {
+            "social_security_card_number_character",
+            "social_security_card_number_length",
+        }
+        # Space-free runs of the reasons that hold a digit are at most two characters long,
+        # so a value of four or more with a digit inside would only appear by being echoed.
+        compact = text.strip().replace(" ", "")
+        if len(compact) >= 4 and any(c in DIGITS for c in compact):
+            assert compact not in failure.reason

@@ -1,0 +1,171 @@
+"""Online verification of QR codes at terminals (``POST /v1/cards/verify``), DESIGN.md §6.
+
+The offline checks (:mod:`onecard.card.verify`: encoding, signature, times, purpose) run
+against the card keys the keyring publishes now, kept by each process and re-read every few
+seconds (at once, at most twice a second, for a kid not seen yet: a key activated by another
+worker). What must hold at once on every worker is decided by the database:
+
+- the card's status (a card suspended a moment ago is refused, whatever a trust list says);
+- the code's ``cti`` is consumed (:func:`onecard.core.once.consume`, a primary-key insert), so a
+  code verifies once across all workers, even when two requests race;
+- the verification is recorded, about the card's person, with its audit event, in the same
+  transaction.
+
+Then the answer is cut to the terminal's purpose: a transit gate learns that the card is valid
+and whether a transit card is linked; a social-security counter the holder's name, masked
+identity number, assurance level and whether a social-security card is linked; a bank counter
+the masked numbers of the linked bank cards. Nothing else leaves.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import Session
+
+from onecard.card.cards import card_by_reference, inactive_references, latest_status_change
+from onecard.card.links import links_of
+from onecard.card.models import CardStatus, LinkKind, Terminal
+from onecard.card.purpose import Purpose
+from onecard.card.terminals import record_verification
+from onecard.card.token import CARD_ALG, CARD_KEY_PURPOSE, InvalidCard, InvalidCardReason
+from onecard.card.trustlist import TrustList, build_trust_list, card_key
+from onecard.card.verify import MAX_LEEWAY, OfflineVerifier, VerifiedCard
+from onecard.core import clock, once
+from onecard.core.audit import Actor
+from onecard.core.keyring import Keyring
+from onecard.identity.models import Person
+
+_TRUST_LIST_SECONDS = 60.0  # the longest a process serves the trust list it built
+_KEYS_SECONDS = 5.0  # how long a process trusts its copy of the published card keys
+_UNKNOWN_KID_SECONDS = 0.5  # the soonest it re-reads them for a kid it does not know
+_CTI_NAMESPACE = "card_cti"
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """What a terminal learns about a valid code: only the fields of its purpose are set."""
+
+    purpose: Purpose
+    verified_at: datetime
+    transit_linked: bool | None = None
+    name: str | None = None
+    identity_number_masked: str | None = None
+    assurance_level: int | None = None
+    social_security_linked: bool | None = None
+    bank_cards_masked: tuple[str, ...] | None = None
+
+
+class OnlineVerifier:
+    """One per process (it lives on the runtime), shared by its threads."""
+
+    def __init__(self, keyring: Keyring, issuer: str) -> None:
+        self._keyring, self._issuer = keyring, issuer
+        self._lock = threading.Lock()
+        self._verifier: OfflineVerifier | None = None
+        self._loaded_at = float("-inf")
+
+    def verify(
+        self, session: Session, text: str, terminal: Terminal, *, actor: Actor
+    ) -> Disclosure:
+        """Verify ``text`` for ``terminal``; raises :class:`InvalidCard` with the reason."""
+        purpose = Purpose(terminal.purpose)
+        checked = self._checked(session, text, purpose)
+        card = card_by_reference(session, checked.card_reference)
+        if card is None or card.status != CardStatus.ACTIVE:
+            raise InvalidCard(InvalidCardReason.CARD_INACTIVE, "the card is not active")
+        until = datetime.fromtimestamp(checked.expires_at, UTC) + MAX_LEEWAY
+        if not once.consume(session, _CTI_NAMESPACE, checked.cti.hex(), until=until):
+            raise InvalidCard(InvalidCardReason.REPLAYED, "the code was used already")
+        verification = record_verification(session, card, terminal, actor=actor)
+        return _disclose(session, card.person_id, purpose, verification.verified_at)
+
+    def _checked(self, session: Session, text: str, purpose: Purpose) -> VerifiedCard:
+        verifier = self._current(session, force=False)
+        try:
+            return verifier.verify(text, purpose=purpose)
+        except InvalidCard as exc:
+            if exc.reason != InvalidCardReason.UNKNOWN_KID:
+                raise
+        # A key another worker activated a moment ago: read the keys again, then decide.
+        return self._current(session, force=True).verify(text, purpose=purpose)
+
+    def _current(self, session: Session, *, force: bool) -> OfflineVerifier:
+        age = time.monotonic() - self._loaded_at
+        if self._verifier is not None and age < (_UNKNOWN_KID_SECONDS if force else _KEYS_SECONDS):
+            return self._verifier
+        keys = {}
+        for jwk in self._keyring.jwks(session, (CARD_KEY_PURPOSE,))["keys"]:
+            if jwk.get("alg") == CARD_ALG:
+                key = card_key(jwk)
+                keys[key.cose_kid] = key
+        now = clock.now()
+        # The card statuses come from the database, so the list of inactive cards stays empty.
+        trust_list = TrustList(
+            issuer=self._issuer,
+            issued_at=now,
+            next_update=now + timedelta(seconds=_KEYS_SECONDS),
+            keys=keys,
+            inactive=frozenset(),
+            jws="",
+        )
+        with self._lock:
+            if self._verifier is None:
+                self._verifier = OfflineVerifier(trust_list, clock=lambda: clock.now().timestamp())
+            else:
+                self._verifier.use(trust_list)  # codes already seen stay remembered
+            self._loaded_at = time.monotonic()
+            return self._verifier
+
+
+def _disclose(
+    session: Session, person_id: uuid.UUID, purpose: Purpose, verified_at: datetime
+) -> Disclosure:
+    links = links_of(session, person_id)
+    kinds = {link.kind for link in links}
+    if purpose == Purpose.TRANSIT:
+        return Disclosure(purpose, verified_at, transit_linked=LinkKind.TRANSIT in kinds)
+    if purpose == Purpose.BANK:
+        banks = tuple(link.number_masked for link in links if link.kind == LinkKind.BANK)
+        return Disclosure(purpose, verified_at, bank_cards_masked=banks)
+    person = session.get_one(Person, person_id)
+    return Disclosure(
+        purpose,
+        verified_at,
+        name=person.name,
+        identity_number_masked=person.identity_number_masked,
+        assurance_level=person.assurance_level,
+        social_security_linked=LinkKind.SOCIAL_SECURITY in kinds,
+    )
+
+
+class PublishedTrustList:
+    """The trust list a process serves (``GET /v1/cards/trust-list``): built again when a
+    card's status changed since (one query per request decides) or after a minute, so a
+    suspended card reaches terminals at their next poll and keys at most a minute late."""
+
+    def __init__(self, keyring: Keyring, issuer: str) -> None:
+        self._keyring, self._issuer = keyring, issuer
+        self._lock = threading.Lock()
+        self._built: tuple[str, datetime | None, float] | None = None
+
+    def current(self, session: Session) -> str:
+        version = latest_status_change(session)
+        built = self._built
+        if built and built[1] == version and time.monotonic() - built[2] < _TRUST_LIST_SECONDS:
+            return built[0]
+        now = clock.now()
+        jws = build_trust_list(
+            session,
+            self._keyring,
+            issuer=self._issuer,
+            inactive=inactive_references(session, now=now),
+            now=now,
+        )
+        with self._lock:
+            self._built = (jws, version, time.monotonic())
+        return jws
