@@ -1,5 +1,7 @@
 """The ``onecard`` command line: serve (and the dedicated OCSP responder), database, keys,
-audit, administrators, persons, enterprises, imports and the OpenAPI document.
+audit, administrators, persons, enterprises, imports, the OpenAPI document and clients; the
+certificate authority (``onecard.api.cli_ca``), and terminals and card verification
+(``onecard.api.cli_card``).
 
 Commands act on the database named by the ``ONECARD_*`` settings, through the same domain
 functions as the HTTP API, and are audited as ``cli`` actions under the operating-system user.
@@ -835,7 +837,11 @@ def client_enable(client_id: str) -> None:
     console.print(f"enabled {client_id}")
 
 
-# The CA's commands live in their own module, which borrows this one's helpers.
+# The CA's and the one-card's commands live in their own modules, which borrow this one's
+# helpers.
 from onecard.api.cli_ca import ca_app  # noqa: E402
+from onecard.api.cli_card import card_app, terminal_app  # noqa: E402
 
 app.add_typer(ca_app, name="ca")
+app.add_typer(terminal_app, name="terminal")
+app.add_typer(card_app, name="card")
