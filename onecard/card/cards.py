@@ -27,7 +27,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -49,7 +49,6 @@ __all__ = [
     "get_card",
     "inactive_references",
     "issue_card",
-    "latest_status_change",
     "reissue",
     "report_lost",
     "resume",
@@ -110,11 +109,6 @@ def inactive_references(session: Session, *, now: datetime) -> list[bytes]:
         .order_by(Card.reference)
     )
     return list(session.exec(stmt))
-
-
-def latest_status_change(session: Session) -> datetime | None:
-    """When any card last changed status: caches of :func:`inactive_references` key on it."""
-    return session.exec(select(func.max(Card.status_changed_at))).one()
 
 
 # -- issue ----------------------------------------------------------------------------------

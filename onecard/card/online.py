@@ -19,6 +19,7 @@ the masked numbers of the linked bank cards. Nothing else leaves.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -27,9 +28,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
-from onecard.card.cards import card_by_reference, inactive_references, latest_status_change
+from onecard.card.cards import card_by_reference, inactive_references
 from onecard.card.links import links_of
-from onecard.card.models import CardStatus, LinkKind, Terminal
+from onecard.card.models import Card, CardStatus, LinkKind, Terminal
 from onecard.card.purpose import Purpose
 from onecard.card.terminals import record_verification
 from onecard.card.token import CARD_ALG, CARD_KEY_PURPOSE, InvalidCard, InvalidCardReason
@@ -60,6 +61,16 @@ class Disclosure:
     bank_cards_masked: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A code that passed every check a read can make (:meth:`OnlineVerifier.check`)."""
+
+    card_id: uuid.UUID
+    cti: bytes
+    expires_at: int
+    disclosure: Disclosure
+
+
 class OnlineVerifier:
     """One per process (it lives on the runtime), shared by its threads."""
 
@@ -72,17 +83,34 @@ class OnlineVerifier:
     def verify(
         self, session: Session, text: str, terminal: Terminal, *, actor: Actor
     ) -> Disclosure:
-        """Verify ``text`` for ``terminal``; raises :class:`InvalidCard` with the reason."""
+        """Verify ``text`` for ``terminal`` in one session; raises :class:`InvalidCard`."""
+        return self.record(session, self.check(session, text, terminal), terminal, actor=actor)
+
+    def check(self, session: Session, text: str, terminal: Terminal) -> Checked:
+        """Everything a read can decide (signature, times, purpose, the card's status) and
+        the terminal's answer; in a read session, so on SQLite none of it holds the writer."""
         purpose = Purpose(terminal.purpose)
-        checked = self._checked(session, text, purpose)
-        card = card_by_reference(session, checked.card_reference)
+        verified = self._checked(session, text, purpose)
+        card = card_by_reference(session, verified.card_reference)
+        if card is None or card.status != CardStatus.ACTIVE:
+            raise InvalidCard(InvalidCardReason.CARD_INACTIVE, "the card is not active")
+        disclosure = _disclose(session, card.person_id, purpose, clock.now())
+        return Checked(card.id, verified.cti, verified.expires_at, disclosure)
+
+    def record(
+        self, session: Session, checked: Checked, terminal: Terminal, *, actor: Actor
+    ) -> Disclosure:
+        """In the write transaction: the card is still active (it may have been suspended
+        since the check), the code is consumed once for all workers, the verification and its
+        audit event are recorded."""
+        card = session.get(Card, checked.card_id, populate_existing=True)
         if card is None or card.status != CardStatus.ACTIVE:
             raise InvalidCard(InvalidCardReason.CARD_INACTIVE, "the card is not active")
         until = datetime.fromtimestamp(checked.expires_at, UTC) + MAX_LEEWAY
         if not once.consume(session, _CTI_NAMESPACE, checked.cti.hex(), until=until):
             raise InvalidCard(InvalidCardReason.REPLAYED, "the code was used already")
         verification = record_verification(session, card, terminal, actor=actor)
-        return _disclose(session, card.person_id, purpose, verification.verified_at)
+        return dataclasses.replace(checked.disclosure, verified_at=verification.verified_at)
 
     def _checked(self, session: Session, text: str, purpose: Purpose) -> VerifiedCard:
         verifier = self._current(session, force=False)
@@ -144,28 +172,24 @@ def _disclose(
 
 
 class PublishedTrustList:
-    """The trust list a process serves (``GET /v1/cards/trust-list``): built again when a
-    card's status changed since (one query per request decides) or after a minute, so a
-    suspended card reaches terminals at their next poll and keys at most a minute late."""
+    """The trust list a process serves (``GET /v1/cards/trust-list``): built again as soon
+    as the set of inactive cards differs from the one it holds (read on every request, so a
+    suspended card reaches terminals at their next poll), and at least every minute (keys)."""
 
     def __init__(self, keyring: Keyring, issuer: str) -> None:
         self._keyring, self._issuer = keyring, issuer
         self._lock = threading.Lock()
-        self._built: tuple[str, datetime | None, float] | None = None
+        self._built: tuple[str, frozenset[bytes], float] | None = None
 
     def current(self, session: Session) -> str:
-        version = latest_status_change(session)
-        built = self._built
-        if built and built[1] == version and time.monotonic() - built[2] < _TRUST_LIST_SECONDS:
-            return built[0]
         now = clock.now()
+        inactive = frozenset(inactive_references(session, now=now))
+        built = self._built
+        if built and built[1] == inactive and time.monotonic() - built[2] < _TRUST_LIST_SECONDS:
+            return built[0]
         jws = build_trust_list(
-            session,
-            self._keyring,
-            issuer=self._issuer,
-            inactive=inactive_references(session, now=now),
-            now=now,
+            session, self._keyring, issuer=self._issuer, inactive=inactive, now=now
         )
         with self._lock:
-            self._built = (jws, version, time.monotonic())
+            self._built = (jws, inactive, time.monotonic())
         return jws

@@ -170,8 +170,6 @@ def test_status_changed_at_moves_with_every_change(db, card) -> None:
     with use_clock(FrozenClock(later)), db.session() as session:
         cards.suspend(session, card.id, actor=OFFICER, reason="moved")
     assert _stored(db, card.id).status_changed_at == later
-    with db.session() as session:
-        assert cards.latest_status_change(session) >= later
 
 
 @pytest.mark.parametrize("reason", ["", "   "])

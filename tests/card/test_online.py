@@ -230,3 +230,17 @@ def test_the_citizen_sees_who_verified_their_card(runtime, holder, verifier):  #
     with runtime.database.read_session() as session:
         page = terminals.verifications_of(session, person.id, limit=10)
     assert [(v.terminal_name, v.purpose) for v in page.items] == [("Gate 3", Purpose.TRANSIT)]
+
+
+def test_a_card_suspended_between_the_check_and_the_record_is_refused(runtime, holder, verifier):  # type: ignore[no-untyped-def]
+    _, card = holder
+    terminal = _terminal(runtime, Purpose.TRANSIT)
+    code = _code(runtime, card, Purpose.TRANSIT)
+    with runtime.database.read_session() as session:
+        checked = verifier.check(session, code, terminal)
+    with runtime.database.session() as session:
+        cards.suspend(session, card.id, actor=ADMIN, reason="suspended meanwhile")
+    with runtime.database.session() as session, pytest.raises(InvalidCard) as refused:
+        verifier.record(session, checked, terminal, actor=Actor("client", "terminal"))
+    assert refused.value.reason == InvalidCardReason.CARD_INACTIVE
+    assert _verifications(runtime, card) == 0

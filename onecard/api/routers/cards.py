@@ -327,15 +327,16 @@ def trust_list(
     summary="Verify a card's QR code online (terminals, client credentials, card:verify)",
 )
 def verify_code(body: VerifyIn, principal: TerminalCaller, runtime: RuntimeDep) -> DisclosureOut:
-    with runtime.database.session() as session:
-        terminal = terminals.terminal_of_client(session, principal.client_id or "")
-        try:
-            disclosure = runtime.cards.verify(session, body.token, terminal, actor=principal.actor)
-        except InvalidCard as exc:
-            raise InvalidInput(
-                exc.detail or "the code is not valid", code=str(exc.reason)
-            ) from None
-        return DisclosureOut.of(disclosure)
+    try:
+        # Reads and the signature first, beside the writer; then a short write.
+        with runtime.database.read_session() as session:
+            terminal = terminals.terminal_of_client(session, principal.client_id or "")
+            checked = runtime.cards.check(session, body.token, terminal)
+        with runtime.database.session() as session:
+            disclosure = runtime.cards.record(session, checked, terminal, actor=principal.actor)
+    except InvalidCard as exc:
+        raise InvalidInput(exc.detail or "the code is not valid", code=str(exc.reason)) from None
+    return DisclosureOut.of(disclosure)
 
 
 # -- terminals (administrators) -----------------------------------------------------------
