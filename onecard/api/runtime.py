@@ -20,7 +20,13 @@ from onecard.card import (
     keys,  # noqa: F401  (registers the card and trust-list signing keys)
     listener,  # noqa: F401  (registers the card's identity status listener)
 )
-from onecard.card.online import OnlineVerifier, PublishedTrustList
+from onecard.card.online import (
+    Disclosure,
+    OnlineVerifier,
+    PublishedTrustList,
+    Verification,
+    record_verifications,
+)
 from onecard.core.audit import Actor
 from onecard.core.db import Database, startup_lock
 from onecard.core.group_commit import GroupCommit
@@ -45,10 +51,12 @@ class Runtime:
     ocsp: OcspResponder
     issuance: GroupCommit[tuple[Signed, Actor], Certificate]
     cards: OnlineVerifier
+    verifications: GroupCommit[Verification, Disclosure]
     trust_list: PublishedTrustList
 
     def close(self) -> None:
         self.issuance.close()
+        self.verifications.close()
         self.database.dispose()
 
 
@@ -75,6 +83,7 @@ def build_runtime(
         ocsp=OcspResponder(database, ca),
         issuance=GroupCommit(database, record_batch, name="ca-issuance"),
         cards=OnlineVerifier(keyring, provider.issuer),
+        verifications=GroupCommit(database, record_verifications, name="card-verify"),
         trust_list=PublishedTrustList(keyring, provider.issuer),
     )
 

@@ -23,21 +23,23 @@ import dataclasses
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Session
+from sqlalchemy import insert
+from sqlmodel import Session, select
 
+from onecard.card.actions import CardAction
 from onecard.card.cards import card_by_reference, inactive_references
 from onecard.card.links import links_of
-from onecard.card.models import Card, CardStatus, LinkKind, Terminal
+from onecard.card.models import Card, CardStatus, CardVerification, LinkKind, Terminal
 from onecard.card.purpose import Purpose
-from onecard.card.terminals import record_verification
 from onecard.card.token import CARD_ALG, CARD_KEY_PURPOSE, InvalidCard, InvalidCardReason
 from onecard.card.trustlist import TrustList, build_trust_list, card_key
 from onecard.card.verify import MAX_LEEWAY, OfflineVerifier, VerifiedCard
 from onecard.core import clock, once
-from onecard.core.audit import Actor
+from onecard.core.audit import Actor, EventSpec, record_many
 from onecard.core.keyring import Keyring
 from onecard.identity.models import Person
 
@@ -66,6 +68,7 @@ class Checked:
     """A code that passed every check a read can make (:meth:`OnlineVerifier.check`)."""
 
     card_id: uuid.UUID
+    person_id: uuid.UUID
     cti: bytes
     expires_at: int
     disclosure: Disclosure
@@ -95,22 +98,16 @@ class OnlineVerifier:
         if card is None or card.status != CardStatus.ACTIVE:
             raise InvalidCard(InvalidCardReason.CARD_INACTIVE, "the card is not active")
         disclosure = _disclose(session, card.person_id, purpose, clock.now())
-        return Checked(card.id, verified.cti, verified.expires_at, disclosure)
+        return Checked(card.id, card.person_id, verified.cti, verified.expires_at, disclosure)
 
     def record(
         self, session: Session, checked: Checked, terminal: Terminal, *, actor: Actor
     ) -> Disclosure:
-        """In the write transaction: the card is still active (it may have been suspended
-        since the check), the code is consumed once for all workers, the verification and its
-        audit event are recorded."""
-        card = session.get(Card, checked.card_id, populate_existing=True)
-        if card is None or card.status != CardStatus.ACTIVE:
-            raise InvalidCard(InvalidCardReason.CARD_INACTIVE, "the card is not active")
-        until = datetime.fromtimestamp(checked.expires_at, UTC) + MAX_LEEWAY
-        if not once.consume(session, _CTI_NAMESPACE, checked.cti.hex(), until=until):
-            raise InvalidCard(InvalidCardReason.REPLAYED, "the code was used already")
-        verification = record_verification(session, card, terminal, actor=actor)
-        return dataclasses.replace(checked.disclosure, verified_at=verification.verified_at)
+        """Record one checked code (see :func:`record_verifications`); raises what refused it."""
+        outcome = record_verifications(session, [(checked, terminal, actor)])[0]
+        if isinstance(outcome, InvalidCard):
+            raise outcome
+        return outcome
 
     def _checked(self, session: Session, text: str, purpose: Purpose) -> VerifiedCard:
         verifier = self._current(session, force=False)
@@ -169,6 +166,74 @@ def _disclose(
         assurance_level=person.assurance_level,
         social_security_linked=LinkKind.SOCIAL_SECURITY in kinds,
     )
+
+
+_VERIFICATIONS = CardVerification.__table__  # type: ignore[attr-defined]
+Verification = tuple[Checked, Terminal, Actor]
+
+
+def record_verifications(
+    session: Session, batch: Sequence[Verification]
+) -> list[Disclosure | InvalidCard]:
+    """Record checked codes in the caller's write transaction, one statement per table however
+    many there are (concurrent verifications share one write, see
+    :mod:`onecard.core.group_commit`): each card must still be active (it may have been
+    suspended since its check), each ``cti`` is consumed once for all workers (the primary key
+    decides; of two equal codes in one batch the first wins), and each verification is
+    recorded with its audit event. A refused code gets its :class:`InvalidCard` in its place
+    and writes nothing."""
+    session.flush()
+    connection = session.connection()
+    active = set(
+        connection.execute(
+            select(Card.id).where(
+                Card.id.in_({checked.card_id for checked, _, _ in batch}),  # type: ignore[attr-defined]
+                Card.status == CardStatus.ACTIVE,
+            )
+        ).scalars()
+    )
+    outcomes: list[Disclosure | InvalidCard | None] = [None] * len(batch)
+    wanted: dict[str, datetime] = {}
+    for index, (checked, _, _) in enumerate(batch):
+        cti = checked.cti.hex()
+        if checked.card_id not in active:
+            outcomes[index] = InvalidCard(InvalidCardReason.CARD_INACTIVE, "the card is not active")
+        elif cti in wanted:
+            outcomes[index] = InvalidCard(InvalidCardReason.REPLAYED, "the code was used already")
+        else:
+            wanted[cti] = datetime.fromtimestamp(checked.expires_at, UTC) + MAX_LEEWAY
+    consumed = once.consume_new(connection, _CTI_NAMESPACE, wanted)
+    now, rows, events = clock.now(), [], []
+    for index, (checked, terminal, actor) in enumerate(batch):
+        if outcomes[index] is not None:
+            continue
+        if checked.cti.hex() not in consumed:
+            outcomes[index] = InvalidCard(InvalidCardReason.REPLAYED, "the code was used already")
+            continue
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "card_id": checked.card_id,
+                "person_id": checked.person_id,
+                "terminal_id": terminal.id,
+                "purpose": terminal.purpose,
+                "verified_at": now,
+            }
+        )
+        events.append(
+            EventSpec(
+                CardAction.VERIFICATION_RECORD,
+                actor,
+                ("card", str(checked.card_id)),
+                checked.person_id,
+                {"terminal": str(terminal.id), "purpose": terminal.purpose},
+            )
+        )
+        outcomes[index] = dataclasses.replace(checked.disclosure, verified_at=now)
+    if rows:
+        connection.execute(insert(_VERIFICATIONS), rows)
+        record_many(session, events)
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 class PublishedTrustList:

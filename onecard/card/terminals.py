@@ -8,7 +8,7 @@ may disclose. Disabling a terminal disables its client too: its tokens stop work
 worker at once (the token check reads the client's status). A terminal is disabled, never
 deleted, so past verifications keep naming it.
 
-Each online verification is recorded (:func:`record_verification`) in ``card_verification``
+Each online verification is recorded (:func:`onecard.card.online.record_verifications`) in ``card_verification``
 and in the audit trail, both about the card's person, so a citizen can list who verified their
 card (:func:`verifications_of`, newest first).
 """
@@ -23,7 +23,7 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
 from onecard.card.actions import CardAction
-from onecard.card.models import Card, CardVerification, Terminal, TerminalStatus
+from onecard.card.models import CardVerification, Terminal, TerminalStatus
 from onecard.card.purpose import Purpose
 from onecard.core import clock
 from onecard.core.audit import Actor, record
@@ -162,29 +162,6 @@ def terminal_of_client(session: Session, client_id: str) -> Terminal:
     if terminal.status != TerminalStatus.ACTIVE:
         raise Forbidden("this terminal is disabled", code="terminal_disabled")
     return terminal
-
-
-def record_verification(
-    session: Session, card: Card, terminal: Terminal, *, actor: Actor
-) -> CardVerification:
-    """Record that ``terminal`` verified ``card`` (for its purpose), about the card's person."""
-    verification = CardVerification(
-        card_id=card.id,
-        person_id=card.person_id,
-        terminal_id=terminal.id,
-        purpose=terminal.purpose,
-        verified_at=clock.now(),
-    )
-    session.add(verification)
-    record(
-        session,
-        CardAction.VERIFICATION_RECORD,
-        actor=actor,
-        subject=("card", str(card.id)),
-        person_id=card.person_id,
-        data={"terminal": str(terminal.id), "purpose": terminal.purpose},
-    )
-    return verification
 
 
 def verifications_of(

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from onecard.card import cards, links, terminals
 from onecard.card.models import CardVerification, LinkKind, Terminal
-from onecard.card.online import OnlineVerifier
+from onecard.card.online import OnlineVerifier, record_verifications
 from onecard.card.purpose import Purpose
 from onecard.card.token import (
     CARD_ALG,
@@ -244,3 +244,25 @@ def test_a_card_suspended_between_the_check_and_the_record_is_refused(runtime, h
         verifier.record(session, checked, terminal, actor=Actor("client", "terminal"))
     assert refused.value.reason == InvalidCardReason.CARD_INACTIVE
     assert _verifications(runtime, card) == 0
+
+
+def test_a_batch_records_what_passes_and_refuses_the_rest(runtime, holder, verifier):  # type: ignore[no-untyped-def]
+    """Several workers' verifications share one write: each gets its own outcome."""
+    _, card = holder
+    terminal = _terminal(runtime, Purpose.TRANSIT)
+    codes = [_code(runtime, card, Purpose.TRANSIT) for _ in range(3)]
+    with runtime.database.read_session() as session:
+        first, second, used = (verifier.check(session, code, terminal) for code in codes)
+    _verify(runtime, OnlineVerifier(runtime.keyring, runtime.provider.issuer), codes[2], terminal)
+    actor = Actor("client", "terminal")
+    batch = [(first, terminal, actor), (first, terminal, actor), (second, terminal, actor)]
+    batch.append((used, terminal, actor))
+    with runtime.database.session() as session:
+        outcomes = record_verifications(session, batch)
+    assert [getattr(o, "reason", "verified") for o in outcomes] == [
+        "verified",
+        InvalidCardReason.REPLAYED,  # the same code twice in one batch: the first wins
+        "verified",
+        InvalidCardReason.REPLAYED,  # consumed by an earlier write
+    ]
+    assert _verifications(runtime, card) == 3
