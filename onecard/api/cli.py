@@ -294,7 +294,7 @@ def keys_list() -> None:
 @keys_app.command("rotate")
 def keys_rotate(
     purpose: Annotated[
-        str | None, typer.Option(help="Only this purpose (token, audit, …).")
+        str | None, typer.Option(help="Only this purpose (token, audit, card, trust_list).")
     ] = None,
 ) -> None:
     """Rotate: next becomes active, active is retired (still published), a new next is made."""
