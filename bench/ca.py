@@ -186,6 +186,21 @@ class CaOnecard(Onecard):
             _stop_group(process)
 
 
+def prepared_onecard(
+    stack: contextlib.ExitStack, root: Path, base_url: str | None, workers: int, prefix: str
+) -> CaOnecard:
+    """onecard initialised under ``root`` (database, keys, CA hierarchy): on SQLite, or in a
+    fresh PostgreSQL schema of ``base_url`` that ``stack`` drops."""
+    (root / "onecard").mkdir()
+    database_url = None
+    if base_url:
+        database_url = stack.enter_context(postgres_schema(base_url, prefix=prefix))
+    onecard = CaOnecard(root / "onecard", database_url, workers)
+    print("preparing onecard (init: database, keys, CA hierarchy) …", flush=True)
+    onecard.prepare()
+    return onecard
+
+
 class CaPeer(NodePeer):
     """bench/peer installed from npm into a temporary folder, with bench/peer/ca_load.mjs."""
 
@@ -1440,16 +1455,8 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ca-")))
         if "issue" in chosen or "ocsp" in chosen:
-            (root / "onecard").mkdir()
             (root / "peer").mkdir()
-            database_url = None
-            if args.database_url:
-                database_url = stack.enter_context(
-                    postgres_schema(args.database_url, prefix="bench_ca")
-                )
-            onecard = CaOnecard(root / "onecard", database_url, args.workers)
-            print("preparing onecard (init: database, keys, CA hierarchy) …", flush=True)
-            onecard.prepare()
+            onecard = prepared_onecard(stack, root, args.database_url, args.workers, "bench_ca")
             print("installing the peer tools from npm into a temporary folder …", flush=True)
             measured = 8 * (args.warmup + args.duration + LOAD_GRACE)
             peer = CaPeer(root / "peer", args.workers, max_seconds=measured + 600)

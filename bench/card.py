@@ -43,13 +43,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.ca import (
-    CaOnecard,
     Load,
     Row,
     _clean,
     _ms,
     _row,
     citizens_with_tokens,
+    prepared_onecard,
     wrk_load,
     wrk_version,
 )
@@ -58,7 +58,6 @@ from bench.token_endpoint import (
     _log_size,
     _rate,
     _settle_log,
-    postgres_schema,
     report_log,
 )
 
@@ -318,15 +317,7 @@ def run(args: argparse.Namespace) -> int:
             raise BenchError("wrk is missing: `make bench-tools` installs it")
         with contextlib.ExitStack() as stack:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-card-")))
-            (root / "onecard").mkdir()
-            database_url = None
-            if args.database_url:
-                database_url = stack.enter_context(
-                    postgres_schema(args.database_url, prefix="bench_card")
-                )
-            onecard = CaOnecard(root / "onecard", database_url, args.workers)
-            print("preparing onecard (init: database, keys) …", flush=True)
-            onecard.prepare()
+            onecard = prepared_onecard(stack, root, args.database_url, args.workers, "bench_card")
             load = Load([], args.duration, args.warmup, args.connections, args.workers)
             print(
                 f"{os.cpu_count()} cores; onecard on {backend}; {wrk_version()}; "

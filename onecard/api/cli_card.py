@@ -26,15 +26,19 @@ from sqlmodel import Session
 
 from onecard.api.cli import _actor, _session, _show, console, err
 from onecard.api.schemas import NewTerminalOut, TerminalOut
-from onecard.card.cards import inactive_references
 from onecard.card.models import Terminal
 from onecard.card.purpose import Purpose
-from onecard.card.terminals import TerminalSpec, create_terminal, disable_terminal, list_terminals
+from onecard.card.terminals import (
+    TerminalSpec,
+    client_ids,
+    create_terminal,
+    disable_terminal,
+    list_terminals,
+)
 from onecard.card.token import PREFIX, InvalidCard, parse_claims, parse_token
 from onecard.card.trustlist import (
     InvalidTrustList,
     TrustList,
-    build_trust_list,
     card_reference_text,
 )
 from onecard.card.verify import OfflineVerifier, VerifiedCard
@@ -80,8 +84,8 @@ def terminal_list() -> None:
     """List every terminal, oldest first, disabled ones included."""
     table = Table("id", "name", "location", "organisation", "purpose", "client_id", "status")
     with _session() as (_, session):
-        for terminal in _all_terminals(session):
-            view = TerminalOut.of(session, terminal)
+        for terminal, client_id in _all_terminals(session):
+            view = TerminalOut.of(terminal, client_id)
             table.add_row(
                 str(view.id),
                 view.name,
@@ -108,11 +112,12 @@ def terminal_disable(
     console.print(f"disabled terminal {terminal_id} ({name})", highlight=False)
 
 
-def _all_terminals(session: Session) -> Iterator[Terminal]:
+def _all_terminals(session: Session) -> Iterator[tuple[Terminal, str]]:
     cursor: str | None = None
     while True:
         page = list_terminals(session, limit=_PAGE_SIZE, cursor=cursor)
-        yield from page.items
+        clients = client_ids(session, page.items)
+        yield from ((terminal, clients[terminal.client_id]) for terminal in page.items)
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
@@ -195,15 +200,9 @@ def _time(seconds: int) -> str:
 
 
 def _trust_list_from_database() -> TrustList:
-    now = clock.now()
+    # What GET /v1/cards/trust-list and /.well-known/jwks.json would serve now.
     with _session() as (runtime, session):
-        jws = build_trust_list(
-            session,
-            runtime.keyring,
-            issuer=runtime.provider.issuer,
-            inactive=inactive_references(session, now=now),
-            now=now,
-        )
+        jws = runtime.trust_list.current(session)
         jwks = runtime.keyring.jwks(session)
     return _load_trust_list(jws, jwks)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Generic, Literal, Self, TypeVar
+from typing import Generic, Literal, Self, TypeVar
 
 from cryptography import x509
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -27,7 +27,6 @@ from onecard.identity.models import (
     Person,
     StaffRole,
 )
-from onecard.identity.oidc.models import Client
 
 T = TypeVar("T")
 
@@ -691,15 +690,14 @@ class TerminalOut(BaseModel):
     disabled_at: datetime | None
 
     @classmethod
-    def of(cls, session: Any, terminal: Terminal) -> Self:
-        client = session.get(Client, terminal.client_id)
+    def of(cls, terminal: Terminal, client_id: str) -> Self:
         return cls(
             id=terminal.id,
             name=terminal.name,
             location=terminal.location,
             organisation=terminal.organisation,
             purpose=Purpose(terminal.purpose),
-            client_id=client.client_id,
+            client_id=client_id,
             status=terminal.status,
             created_at=terminal.created_at,
             disabled_at=terminal.disabled_at,

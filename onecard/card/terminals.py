@@ -16,6 +16,7 @@ card (:func:`verifications_of`, newest first).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -129,6 +130,16 @@ def get_terminal(session: Session, terminal_id: uuid.UUID) -> Terminal:
 
 def list_terminals(session: Session, *, limit: int, cursor: str | None) -> Page[Terminal]:
     return paginate(session, select(Terminal), Terminal, limit=limit, cursor=cursor)
+
+
+def client_ids(session: Session, terminals: Sequence[Terminal]) -> dict[uuid.UUID, str]:
+    """The OAuth ``client_id`` each terminal authenticates with, keyed by the client's row id
+    (one query for a whole page)."""
+    ids = {terminal.client_id for terminal in terminals}
+    if not ids:
+        return {}
+    rows = session.exec(select(Client.id, Client.client_id).where(Client.id.in_(ids)))  # type: ignore[attr-defined]
+    return dict(rows.all())
 
 
 def disable_terminal(session: Session, terminal_id: uuid.UUID, *, actor: Actor) -> Terminal:

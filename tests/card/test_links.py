@@ -15,6 +15,7 @@ from sqlmodel import select
 from onecard.card import cards, links
 from onecard.card.actions import CardAction
 from onecard.card.models import LinkedCard, LinkKind
+from onecard.card.numbers import luhn_check_digit
 from onecard.core.audit import Actor, AuditEvent
 from onecard.core.errors import (
     Conflict,
@@ -45,11 +46,7 @@ def _raises(kind: type[OnecardError], code: str) -> pytest.RaisesExc[OnecardErro
 def _bank_number() -> str:
     """A random Luhn-valid 16-digit PAN (Visa test range), unique per call in practice."""
     body = "4" + str(uuid.uuid4().int)[:14]
-    total = 0
-    for index, character in enumerate(reversed(body)):
-        digit = int(character) * (2 if index % 2 == 0 else 1)
-        total += digit - 9 if digit > 9 else digit
-    return body + str(-total % 10)
+    return body + luhn_check_digit(body)
 
 
 def _digits(count: int) -> str:

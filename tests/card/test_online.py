@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from onecard.card import cards, links, terminals
 from onecard.card.models import CardVerification, LinkKind, Terminal
+from onecard.card.numbers import luhn_check_digit
 from onecard.card.online import OnlineVerifier, record_verifications
 from onecard.card.purpose import Purpose
 from onecard.card.token import (
@@ -31,14 +32,6 @@ ADMIN = Actor.cli("admin")
 TRANSIT_OPERATOR = "Metro"
 
 
-def _luhn(body: str) -> str:
-    total = 0
-    for index, character in enumerate(reversed(body)):
-        digit = int(character) * (2 if index % 2 == 0 else 1)
-        total += digit - 9 if digit > 9 else digit
-    return body + str(-total % 10)
-
-
 @pytest.fixture
 def holder(runtime):  # type: ignore[no-untyped-def]
     """A level-2 citizen with an active card and one linked card of each kind."""
@@ -48,7 +41,7 @@ def holder(runtime):  # type: ignore[no-untyped-def]
         unique = str(card.id.int)[:10]
         for kind, number, operator in (
             (LinkKind.TRANSIT, "31" + unique, TRANSIT_OPERATOR),
-            (LinkKind.BANK, _luhn("411111" + unique[:9]), None),
+            (LinkKind.BANK, "411111" + unique[:9] + luhn_check_digit("411111" + unique[:9]), None),
             (LinkKind.SOCIAL_SECURITY, "A" + unique[:8], None),
         ):
             links.link(

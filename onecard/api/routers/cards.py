@@ -364,9 +364,9 @@ def list_terminals(
     check_limit(limit)
     with runtime.database.read_session() as session:
         page = terminals.list_terminals(session, limit=limit, cursor=cursor)
-        return PageOut(
-            items=[TerminalOut.of(session, t) for t in page.items], next_cursor=page.next_cursor
-        )
+        clients = terminals.client_ids(session, page.items)
+    items = [TerminalOut.of(t, clients[t.client_id]) for t in page.items]
+    return PageOut(items=items, next_cursor=page.next_cursor)
 
 
 @router.post(
@@ -377,4 +377,5 @@ def list_terminals(
 def disable_terminal(terminal_id: uuid.UUID, principal: Admin, runtime: RuntimeDep) -> TerminalOut:
     with runtime.database.session() as session:
         terminal = terminals.disable_terminal(session, terminal_id, actor=principal.actor)
-        return TerminalOut.of(session, terminal)
+        clients = terminals.client_ids(session, [terminal])
+    return TerminalOut.of(terminal, clients[terminal.client_id])
