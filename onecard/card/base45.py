@@ -2,12 +2,13 @@
 
 Base45 maps every two bytes to three characters of the QR code's alphanumeric set (RFC 9285
 §4), so a QR code can carry binary data in alphanumeric mode. :func:`b45decode` is strict
-(§4.4: characters outside the alphabet, a length of 3k+1, and groups worth more than 65535 or
-a final pair worth more than 255 are refused) and fast, because the offline verifier decodes
-every code it sees: rather than looping over groups in Python, it maps characters to their
-values with one table look-up per character (``bytes.translate``), checks the few groups that
-could exceed 65535, and does the arithmetic of all groups at once on big integers (about 4 µs
-for a 300-character code, where a loop over the groups takes 15).
+(§4, and §6 Security Considerations: characters outside the alphabet, a length of 3k+1, and
+groups worth more than 65535 or a final pair worth more than 255 are refused) and fast,
+because the offline verifier decodes every code it sees: rather than looping over groups in
+Python, it maps characters to their values with one table look-up per character
+(``bytes.translate``), checks the few groups that could exceed 65535, and does the arithmetic
+of all groups at once on big integers (about 4 µs for a 300-character code, where a loop over
+the groups takes 15).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ _LOW_PAIRS = tuple(ALPHABET[value % 45] + ALPHABET[value // 45] for value in ran
 
 
 class Base45Error(ValueError):
-    """The text is not Base45 (RFC 9285 §4.4)."""
+    """The text is not Base45 (RFC 9285 §4, §6)."""
 
 
 class InvalidBase45Character(Base45Error):
@@ -40,7 +41,7 @@ class Base45ValueOutOfRange(Base45Error):
 
 
 def b45encode(data: bytes) -> str:
-    """RFC 9285 §4.2: each pair of bytes as three characters, a final byte as two."""
+    """RFC 9285 §4: each pair of bytes as three characters, a final byte as two."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError("b45encode takes bytes")
     data = bytes(data)
@@ -55,7 +56,7 @@ def b45encode(data: bytes) -> str:
 
 
 def b45decode(text: str) -> bytes:
-    """RFC 9285 §4.3, refusing what §4.4 says a decoder must refuse."""
+    """RFC 9285 §4, refusing what §6 says a decoder must refuse."""
     if not isinstance(text, str):
         raise TypeError("b45decode takes a str")
     if len(text) % 3 == 1:
