@@ -8,7 +8,7 @@ text (``OC1:…``) or as an image of the QR code. The trust material is, by defa
 and JWKS built from this service's database, as ``GET /v1/cards/trust-list`` and
 ``GET /.well-known/jwks.json`` would serve them; with ``--trust-list`` and ``--jwks`` it is the
 files a terminal cached from those two addresses, and no database is opened. Images are decoded
-with zxing-cpp, which only the tests install: without it, ``card verify`` takes text only.
+with zxing-cpp (:func:`onecard.card.qr.read_code`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from onecard.api.cli import _actor, _session, _show, console, err
 from onecard.api.schemas import NewTerminalOut, TerminalOut
 from onecard.card.models import Terminal
 from onecard.card.purpose import Purpose
+from onecard.card.qr import read_code
 from onecard.card.terminals import (
     TerminalSpec,
     client_ids,
@@ -43,7 +44,7 @@ from onecard.card.trustlist import (
 )
 from onecard.card.verify import OfflineVerifier, VerifiedCard
 from onecard.core import clock
-from onecard.core.errors import ConfigurationError, InvalidInput
+from onecard.core.errors import InvalidInput
 from onecard.core.pagination import MAX_LIMIT
 
 terminal_app = typer.Typer(
@@ -139,8 +140,7 @@ def card_verify(
         str,
         typer.Argument(
             metavar="TOKEN_OR_IMAGE",
-            help="The code's text (it starts with OC1:) or the path of an image of the QR code "
-            "(decoded with the zxing-cpp package, when it is installed).",
+            help="The code's text (it starts with OC1:) or the path of an image of the QR code.",
         ),
     ],
     purpose: Annotated[
@@ -236,26 +236,4 @@ def _decode_image(path: Path) -> str:
         raise InvalidInput(
             f"{path} is not a file (a code's text starts with {PREFIX})", code="image_not_found"
         )
-    try:
-        import zxingcpp
-    except ImportError:
-        raise ConfigurationError(
-            "decoding images needs the zxing-cpp package (pip install zxing-cpp); "
-            "or pass the code's text",
-            code="zxing_cpp_missing",
-        ) from None
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            found = zxingcpp.read_barcodes(
-                image.convert("L"), formats=zxingcpp.BarcodeFormat.QRCode
-            )
-    except (UnidentifiedImageError, OSError):
-        raise InvalidInput(f"{path} is not an image", code="image_unreadable") from None
-    codes = {result.text for result in found if result.text.startswith(PREFIX)}
-    if not codes:
-        raise InvalidInput(f"no card QR code found in {path}", code="image_without_code")
-    if len(codes) > 1:
-        raise InvalidInput(f"{path} holds more than one card QR code", code="image_many_codes")
-    return codes.pop()
+    return read_code(path.read_bytes())

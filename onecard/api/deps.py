@@ -21,6 +21,8 @@ from onecard.api.runtime import Runtime
 from onecard.core.audit import Actor
 from onecard.core.errors import Forbidden, Unauthenticated
 from onecard.identity.models import AssuranceLevel, StaffRoleName, SubjectStatus
+from onecard.identity.oidc.first_party import PORTAL_CLIENT_ID
+from onecard.identity.oidc.models import Grant
 from onecard.identity.oidc.tokens import TokenRejected, verify_access_token
 from onecard.identity.staff import person_standing
 from onecard.identity.tokens import TOKEN_PREFIX, authenticate
@@ -112,6 +114,23 @@ def _resolve_in(session: Session, runtime: Runtime, token: str) -> Principal:
     level = min(standing.level, _level_of(info.claims))
     return Principal(
         jti, "person", info.person_id, level, standing.roles, info.scopes, info.client_id
+    )
+
+
+def grant_principal(session: Session, grant: Grant) -> Principal | None:
+    """The person of a live grant of onecard's own pages (:mod:`onecard.api.portal`), as a
+    token of that grant would make them; ``None`` when the account is no longer active."""
+    standing = person_standing(session, grant.person_id)
+    if standing is None or standing.status != SubjectStatus.ACTIVE:
+        return None
+    return Principal(
+        f"grant:{grant.id}",
+        "person",
+        grant.person_id,
+        min(standing.level, grant.level),
+        standing.roles,
+        frozenset(grant.scope.split()),
+        PORTAL_CLIENT_ID,
     )
 
 

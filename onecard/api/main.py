@@ -20,9 +20,11 @@ from onecard.api.routers import (
     audit,
     auth,
     ca,
+    card_page,
     cards,
     certificates,
     clients,
+    counter_page,
     enterprises,
     health,
     me,
@@ -70,6 +72,8 @@ def create_app(runtime: Runtime | None) -> FastAPI:
         certificates.router,
         ca.router,
         cards.router,
+        card_page.router,
+        counter_page.router,
         audit.router,
     ):
         app.include_router(router)

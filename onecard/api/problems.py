@@ -61,7 +61,7 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _status_of(exc: errors.OnecardError) -> int:
+def status_of(exc: errors.OnecardError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]
@@ -70,7 +70,7 @@ def _status_of(exc: errors.OnecardError) -> int:
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.OnecardError)
-    response = problem(_status_of(exc), exc.code, exc.title, exc.detail, **exc.extra)
+    response = problem(status_of(exc), exc.code, exc.title, exc.detail, **exc.extra)
     if isinstance(exc, errors.TooManyAttempts):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response

@@ -1,4 +1,5 @@
-"""The card QR code as an image: PNG or SVG bytes for the citizen's page (DESIGN.md §6).
+"""The card QR code as an image: PNG or SVG bytes for the citizen's page (DESIGN.md §6), and
+the code read back from a photo or a screenshot (the counter page, ``onecard card verify``).
 
 ISO/IEC 18004 choices: error-correction level Q (a quarter of the code may be smudged or
 covered, what a phone screen under a scratched gate window needs), alphanumeric mode (a token
@@ -10,18 +11,24 @@ instead of the 8 of byte mode: a smaller code that scans from further away), and
 from __future__ import annotations
 
 import io
+import warnings
 
 import qrcode
 import qrcode.image.svg
+import zxingcpp
+from PIL import Image, UnidentifiedImageError
 from qrcode.image.pil import PilImage
 from qrcode.util import MODE_ALPHA_NUM, QRData
 
 from onecard.card.base45 import ALPHABET
 from onecard.card.token import MAX_TOKEN_LENGTH, PREFIX
+from onecard.core.errors import InvalidInput
 
 ERROR_CORRECTION = qrcode.constants.ERROR_CORRECT_Q
 QUIET_ZONE_MODULES = 4
 _ALPHANUMERIC = frozenset(ALPHABET)  # Base45's alphabet is exactly QR's alphanumeric set
+MAX_IMAGE_BYTES = 10 * 1024 * 1024  # a phone's photo, with room to spare
+MAX_IMAGE_PIXELS = 50_000_000  # a 50-megapixel camera; more is a decompression bomb
 
 
 def qr_code(token: str) -> qrcode.QRCode:
@@ -54,3 +61,37 @@ def render_svg(token: str) -> bytes:
     code = qr_code(token)
     image = code.make_image(image_factory=qrcode.image.svg.SvgPathImage)
     return image.to_string(encoding="utf-8")
+
+
+def read_code(image: bytes) -> str:
+    """The one card code in an image of its QR code (PNG, JPEG, … what Pillow opens), read
+    with zxing-cpp. Raises :class:`InvalidInput` (``image_too_large``, ``image_unreadable``,
+    ``image_without_code``, ``image_many_codes``); the code itself is not checked here."""
+    if len(image) > MAX_IMAGE_BYTES:
+        raise InvalidInput("the image is larger than 10 MB", code="image_too_large")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(image)) as opened:
+                width, height = opened.size  # read from the header, before any decoding
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise InvalidInput("the image has too many pixels", code="image_too_large")
+                found = zxingcpp.read_barcodes(
+                    opened.convert("L"), formats=zxingcpp.BarcodeFormat.QRCode
+                )
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ):
+        raise InvalidInput(
+            "the file is not an image that can be read", code="image_unreadable"
+        ) from None
+    codes = {result.text for result in found if result.text.startswith(PREFIX)}
+    if not codes:
+        raise InvalidInput("no card QR code was found in the image", code="image_without_code")
+    if len(codes) > 1:
+        raise InvalidInput("the image holds more than one card QR code", code="image_many_codes")
+    return codes.pop()

@@ -5,7 +5,7 @@ registration by administrators; and "who verified my card"."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
@@ -37,7 +37,7 @@ from onecard.api.schemas import (
 from onecard.card import cards, links, qr, terminals
 from onecard.card.models import Card, CardStatus
 from onecard.card.purpose import Purpose
-from onecard.card.token import CARD_ALG, CARD_KEY_PURPOSE, InvalidCard, issue_token
+from onecard.card.token import CARD_ALG, CARD_KEY_PURPOSE, MAX_LIFETIME, InvalidCard, issue_token
 from onecard.card.trustlist import trust_list_etag
 from onecard.core import clock
 from onecard.core.errors import InvalidInput, InvalidState, NotFound
@@ -107,13 +107,19 @@ def reissue_own_card(body: CardReason, principal: CurrentPrincipal, runtime: Run
 # -- the live QR code ---------------------------------------------------------------------
 
 
-def _code(runtime: Runtime, principal: Principal, purpose: Purpose) -> CodeOut:
+def card_code(
+    runtime: Runtime, person_id: uuid.UUID, purpose: Purpose, *, now: datetime | None = None
+) -> CodeOut:
+    """A fresh QR code token for the person's active card (also the card page's), issued at
+    ``now`` (by default, the clock's time)."""
     with runtime.database.read_session() as session:
-        card = _own_card(session, principal)
+        card = cards.card_of_person(session, person_id)
+        if card is None:
+            raise NotFound("you have no card yet", code="card_not_found")
         if card.status != CardStatus.ACTIVE:
             raise InvalidState(f"the card is {card.status}", code="card_not_active")
         signer = runtime.keyring.signer(session, CARD_KEY_PURPOSE, CARD_ALG)
-    now = clock.now()
+    now = now or clock.now()
     token = issue_token(
         signer,
         issuer=runtime.provider.issuer,
@@ -121,7 +127,7 @@ def _code(runtime: Runtime, principal: Principal, purpose: Purpose) -> CodeOut:
         purpose=purpose,
         now=now,
     )
-    expires_at = datetime.fromtimestamp(int(now.timestamp()), UTC) + timedelta(seconds=60)
+    expires_at = datetime.fromtimestamp(int(now.timestamp()), UTC) + MAX_LIFETIME
     return CodeOut(token=token, purpose=purpose, expires_at=expires_at)
 
 
@@ -136,7 +142,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 def own_code(
     principal: CurrentPrincipal, runtime: RuntimeDep, purpose: PurposeQuery = Purpose.TRANSIT
 ) -> Response:
-    code = _code(runtime, principal, purpose)
+    code = card_code(runtime, principal.require_person(), purpose)
     return Response(code.model_dump_json(), media_type="application/json", headers=_NO_STORE)
 
 
@@ -148,7 +154,7 @@ def own_code(
 def own_code_png(
     principal: CurrentPrincipal, runtime: RuntimeDep, purpose: PurposeQuery = Purpose.TRANSIT
 ) -> Response:
-    code = _code(runtime, principal, purpose)
+    code = card_code(runtime, principal.require_person(), purpose)
     return Response(qr.render_png(code.token), media_type="image/png", headers=_NO_STORE)
 
 
@@ -160,7 +166,7 @@ def own_code_png(
 def own_code_svg(
     principal: CurrentPrincipal, runtime: RuntimeDep, purpose: PurposeQuery = Purpose.TRANSIT
 ) -> Response:
-    code = _code(runtime, principal, purpose)
+    code = card_code(runtime, principal.require_person(), purpose)
     return Response(qr.render_svg(code.token), media_type="image/svg+xml", headers=_NO_STORE)
 
 

@@ -11,8 +11,6 @@ authorization endpoint once the redirect URI is trusted, an error page before th
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,6 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlmodel import Session
 
+from onecard.api.browser import csrf_ok, csrf_token, delete_cookie, set_cookie
 from onecard.api.deps import RuntimeDep
 from onecard.api.middleware import BASE_CSP
 from onecard.api.pages import negotiate_locale, render
@@ -88,33 +87,12 @@ def openid_configuration(runtime: RuntimeDep) -> JSONResponse:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _secure(runtime: Runtime) -> bool:
-    return runtime.provider.issuer.startswith("https://")
-
-
-def _csrf_token(runtime: Runtime, cookie: str) -> str:
-    key = runtime.sealer.derive_key("csrf")
-    return hmac.new(key, cookie.encode(), hashlib.sha256).hexdigest()
-
-
 def _csrf_ok(runtime: Runtime, request: Request, form: Mapping[str, Any]) -> bool:
-    cookie = request.cookies.get(CSRF_COOKIE)
-    token = form.get("csrf_token")
-    if not cookie or not isinstance(token, str):
-        return False
-    return hmac.compare_digest(_csrf_token(runtime, cookie), token)
+    return csrf_ok(runtime, request.cookies.get(CSRF_COOKIE), form)
 
 
 def _set_cookie(runtime: Runtime, response: Response, name: str, value: str, **extra: Any) -> None:
-    response.set_cookie(
-        name,
-        value,
-        path=_COOKIE_PATH,
-        secure=_secure(runtime),
-        httponly=True,
-        samesite="lax",
-        **extra,
-    )
+    set_cookie(runtime, response, name, value, path=_COOKIE_PATH, **extra)
 
 
 def _allow_form_redirect(response: Response, uri: str | None) -> None:
@@ -202,7 +180,7 @@ class _Flow:
             template,
             locale=_locale(self.request, interaction),
             action=f"{AUTHORIZE_PATH}/{template.removesuffix('.html')}",
-            csrf_token=_csrf_token(self.runtime, self.csrf_cookie),
+            csrf_token=csrf_token(self.runtime, self.csrf_cookie),
             txn=seal_interaction(self.runtime.sealer, interaction, self.csrf_cookie),
             **context,
         )
@@ -668,9 +646,7 @@ def _logout_now(
             client_name=logout.client.name if logout.client else None,
             return_url=None,
         )
-    response.delete_cookie(
-        SESSION_COOKIE, path=_COOKIE_PATH, secure=_secure(runtime), httponly=True, samesite="lax"
-    )
+    delete_cookie(runtime, response, SESSION_COOKIE, path=_COOKIE_PATH)
     return response
 
 
@@ -693,7 +669,7 @@ def _logout(runtime: Runtime, request: Request, params: Mapping[str, str]) -> Re
         "logout_confirm.html",
         locale=_locale(request),
         action=END_SESSION_PATH + "/confirm",
-        csrf_token=_csrf_token(runtime, csrf_cookie),
+        csrf_token=csrf_token(runtime, csrf_cookie),
         client_name=logout.client.name if logout.client else None,
         hidden=hidden,
     )
