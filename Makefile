@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres lint format openapi bench bench-tools clean
+.PHONY: run test test-sqlite test-postgres lint format openapi bench bench-tools browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/onecard serve
 
 # The whole suite on SQLite, then on PostgreSQL when ONECARD_TEST_DATABASE_URL is set.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	@echo "== SQLite"
@@ -39,6 +39,15 @@ format: $(STAMP)
 
 openapi: $(STAMP)
 	$(BIN)/onecard openapi
+
+# The browser tests (tests/interop/test_pages_browser.py) drive Debian's Chromium through
+# chromedriver. Installed when missing and possible (root, apt); otherwise those tests are
+# skipped, except under CI, where they fail.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium chromium-driver >/dev/null) || \
+		echo "warning: could not install chromium and chromedriver: browser tests skipped"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

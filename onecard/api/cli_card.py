@@ -24,7 +24,7 @@ import typer
 from rich.table import Table
 from sqlmodel import Session
 
-from onecard.api.cli import _actor, _session, _show, console, err
+from onecard.api.cli import _actor, _runtime, _session, _show, console, err
 from onecard.api.schemas import NewTerminalOut, TerminalOut
 from onecard.card.models import Terminal
 from onecard.card.purpose import Purpose
@@ -201,8 +201,8 @@ def _time(seconds: int) -> str:
 
 def _trust_list_from_database() -> TrustList:
     # What GET /v1/cards/trust-list and /.well-known/jwks.json would serve now.
-    with _session() as (runtime, session):
-        jws = runtime.trust_list.current(session)
+    with _runtime() as runtime, runtime.database.read_session() as session:
+        jws = runtime.trust_list.current(session)  # publishes it, if due, in its own write
         jwks = runtime.keyring.jwks(session)
     return _load_trust_list(jws, jwks)
 

@@ -23,7 +23,7 @@ from onecard.card import (
 from onecard.card.online import (
     Disclosure,
     OnlineVerifier,
-    PublishedTrustList,
+    TrustListPublisher,
     Verification,
     record_verifications,
 )
@@ -52,7 +52,7 @@ class Runtime:
     issuance: GroupCommit[tuple[Signed, Actor], Certificate]
     cards: OnlineVerifier
     verifications: GroupCommit[Verification, Disclosure]
-    trust_list: PublishedTrustList
+    trust_list: TrustListPublisher
 
     def close(self) -> None:
         self.issuance.close()
@@ -84,7 +84,7 @@ def build_runtime(
         issuance=GroupCommit(database, record_batch, name="ca-issuance"),
         cards=OnlineVerifier(keyring, provider.issuer),
         verifications=GroupCommit(database, record_verifications, name="card-verify"),
-        trust_list=PublishedTrustList(keyring, provider.issuer),
+        trust_list=TrustListPublisher(database, keyring, provider.issuer),
     )
 
 

@@ -17,6 +17,7 @@
   authenticates as (client credentials), and the purpose its answers are cut to.
 - ``card_verification``: each online verification, so a citizen can list who verified their
   card.
+- ``card_trust_list``: the trust list as published, one row that every worker serves.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, Index, LargeBinary, text
+from sqlalchemy import CheckConstraint, Column, Index, LargeBinary, Text, text
 from sqlmodel import Field, SQLModel
 
 from onecard.core.db import UTCDateTime
@@ -183,3 +184,19 @@ class CardVerification(SQLModel, table=True):
     terminal_id: uuid.UUID = Field(foreign_key="card_terminal.id", index=True)
     purpose: str = Field(max_length=16)
     verified_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class PublishedTrustList(SQLModel, table=True):
+    """The trust list as published (``GET /v1/cards/trust-list``): one row, so that every
+    worker serves the same signed bytes, and a terminal's ``If-None-Match`` holds whichever
+    worker answers (see :class:`onecard.card.online.TrustListPublisher`)."""
+
+    __tablename__ = "card_trust_list"
+
+    name: str = Field(primary_key=True, max_length=16)
+    # SHA-256 of everything the list says but its times: a change of keys or of inactive
+    # cards changes it, and the list is signed again.
+    digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    jws: str = Field(sa_column=Column(Text, nullable=False))
+    issued_at: datetime = Field(sa_type=UTCDateTime)
+    next_update: datetime = Field(sa_type=UTCDateTime)

@@ -20,6 +20,9 @@ the masked numbers of the linked bank cards. Nothing else leaves.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
+import json
 import threading
 import time
 import uuid
@@ -28,22 +31,36 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from onecard.card.actions import CardAction
 from onecard.card.cards import card_by_reference, inactive_references
 from onecard.card.links import links_of
-from onecard.card.models import Card, CardStatus, CardVerification, LinkKind, Terminal
+from onecard.card.models import (
+    Card,
+    CardStatus,
+    CardVerification,
+    LinkKind,
+    PublishedTrustList,
+    Terminal,
+)
 from onecard.card.purpose import Purpose
 from onecard.card.token import CARD_ALG, CARD_KEY_PURPOSE, InvalidCard, InvalidCardReason
-from onecard.card.trustlist import TrustList, build_trust_list, card_key
+from onecard.card.trustlist import (
+    DEFAULT_LIFETIME,
+    TRUST_LIST_KEY_PURPOSE,
+    TrustList,
+    build_trust_list,
+    card_key,
+)
 from onecard.card.verify import MAX_LEEWAY, OfflineVerifier, VerifiedCard
 from onecard.core import clock, once
 from onecard.core.audit import Actor, EventSpec, record_many
+from onecard.core.db import Database
 from onecard.core.keyring import Keyring
 from onecard.identity.models import Person
 
-_TRUST_LIST_SECONDS = 60.0  # the longest a process serves the trust list it built
 _KEYS_SECONDS = 5.0  # how long a process trusts its copy of the published card keys
 _UNKNOWN_KID_SECONDS = 0.5  # the soonest it re-reads them for a kid it does not know
 _CTI_NAMESPACE = "card_cti"
@@ -236,25 +253,67 @@ def record_verifications(
     return [outcome for outcome in outcomes if outcome is not None]
 
 
-class PublishedTrustList:
-    """The trust list a process serves (``GET /v1/cards/trust-list``): built again as soon
-    as the set of inactive cards differs from the one it holds (read on every request, so a
-    suspended card reaches terminals at their next poll), and at least every minute (keys)."""
+class TrustListPublisher:
+    """The trust list every worker serves (``GET /v1/cards/trust-list``), DESIGN.md §2.
 
-    def __init__(self, keyring: Keyring, issuer: str) -> None:
-        self._keyring, self._issuer = keyring, issuer
-        self._lock = threading.Lock()
-        self._built: tuple[str, frozenset[bytes], float] | None = None
+    It is kept in the database (one ``card_trust_list`` row), not built by each process: every
+    worker then answers with the same signed bytes and the same ETag, so a terminal polling
+    with ``If-None-Match`` gets 304 from whichever worker it reaches. Each request reads the
+    inactive cards and the published keys (a card suspended a moment ago reaches terminals at
+    their next poll); the list is signed again only when they changed (its digest) or when half
+    its lifetime has passed, by one worker: the others wait on the row's lock, then serve it."""
+
+    def __init__(self, database: Database, keyring: Keyring, issuer: str) -> None:
+        self._database, self._keyring, self._issuer = database, keyring, issuer
 
     def current(self, session: Session) -> str:
         now = clock.now()
-        inactive = frozenset(inactive_references(session, now=now))
-        built = self._built
-        if built and built[1] == inactive and time.monotonic() - built[2] < _TRUST_LIST_SECONDS:
-            return built[0]
-        jws = build_trust_list(
-            session, self._keyring, issuer=self._issuer, inactive=inactive, now=now
-        )
-        with self._lock:
-            self._built = (jws, inactive, time.monotonic())
-        return jws
+        row = session.get(PublishedTrustList, _TRUST_LIST_ROW)
+        if _serves(row, self._content(session, now)[0], now):
+            assert row is not None
+            return row.jws
+        try:
+            return self._publish(now)
+        except IntegrityError:  # two workers published the first list at once: read theirs
+            with self._database.read_session() as fresh:
+                return fresh.get_one(PublishedTrustList, _TRUST_LIST_ROW).jws
+
+    def _content(self, session: Session, now: datetime) -> tuple[bytes, list[bytes]]:
+        """The digest of what the list must say now (all but its times), and the inactive
+        card references it lists."""
+        inactive = inactive_references(session, now=now)
+        content = {
+            "iss": self._issuer,
+            "keys": self._keyring.jwks(session, (CARD_KEY_PURPOSE,))["keys"],
+            "signer": self._keyring.signer(session, TRUST_LIST_KEY_PURPOSE, CARD_ALG).kid,
+            "inactive": sorted(reference.hex() for reference in inactive),
+        }
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).digest()
+        return digest, inactive
+
+    def _publish(self, now: datetime) -> str:
+        with self._database.session() as session:
+            row = session.get(PublishedTrustList, _TRUST_LIST_ROW, with_for_update=True)
+            digest, inactive = self._content(session, now)
+            if _serves(row, digest, now):  # another worker signed it while this one waited
+                assert row is not None
+                return row.jws
+            jws = build_trust_list(
+                session, self._keyring, issuer=self._issuer, inactive=inactive, now=now
+            )
+            row = row or PublishedTrustList(name=_TRUST_LIST_ROW)
+            row.digest, row.jws = digest, jws
+            row.issued_at, row.next_update = now, now + DEFAULT_LIFETIME
+            session.add(row)
+            return jws
+
+
+_TRUST_LIST_ROW = "current"
+
+
+def _serves(row: PublishedTrustList | None, digest: bytes, now: datetime) -> bool:
+    """Whether the published list still says what it must, and is not yet due for renewal
+    (half its lifetime, so a terminal's copy is never close to stale)."""
+    if row is None or not hmac.compare_digest(row.digest, digest):
+        return False
+    return now < row.issued_at + (row.next_update - row.issued_at) / 2
