@@ -37,7 +37,7 @@ from onecard.core import clock
 from onecard.core.jose import b64url, b64url_decode
 from onecard.core.sealing import SealedValueError
 from onecard.identity.models import AssuranceLevel
-from onecard.identity.oidc.discovery import AUTHORIZE_PATH
+from onecard.identity.oidc.discovery import AUTHORIZE_PATH, END_SESSION_PATH
 from onecard.identity.oidc.errors import OAuthError
 from onecard.identity.oidc.first_party import (
     PORTAL_CLIENT_ID,
@@ -154,12 +154,27 @@ def _redirect_uris(runtime: Runtime) -> list[str]:
     return [runtime.provider.issuer + page.callback_path for page in PAGES]
 
 
+def logout_url(runtime: Runtime, page: PortalPage) -> str:
+    """RP-initiated logout, back to ``page`` (which then asks to sign in again)."""
+    query = urlencode(
+        {
+            "client_id": PORTAL_CLIENT_ID,
+            "post_logout_redirect_uri": runtime.provider.issuer + page.path,
+        }
+    )
+    return f"{END_SESSION_PATH}?{query}"
+
+
 def _ensure_client(runtime: Runtime) -> None:
     redirect_uris = _redirect_uris(runtime)
-    logout_uris = [runtime.provider.issuer + CARD_PAGE.path]
+    logout_uris = [runtime.provider.issuer + page.path for page in PAGES]
     with runtime.database.read_session() as session:
         client = portal_client(session)
-        if client is not None and client.redirect_uris == redirect_uris:
+        if (
+            client is not None
+            and client.redirect_uris == redirect_uris
+            and client.post_logout_redirect_uris == logout_uris
+        ):
             return
     try:
         with runtime.database.session() as session:

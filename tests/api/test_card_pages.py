@@ -493,3 +493,26 @@ COUNTER_ERRORS = (
     "image_without_code",
     "image_many_codes",
 )
+
+
+def test_signing_out_from_the_card_page_ends_the_session_and_closes_the_page(  # type: ignore[no-untyped-def]
+    runtime, browser
+) -> None:
+    from html import unescape as html_unescape
+
+    account = _card_holder(runtime)
+    b = browser()
+    page = _walk(b, "/card", account.login)
+    link = html_unescape(re.search(r'<p class="signout"><a href="([^"]+)"', page.text).group(1))
+    assert link.startswith("/oauth2/logout?client_id=onecard-portal&post_logout_redirect_uri=")
+    confirm = b.get(link)
+    assert confirm.status_code == 200
+    fields = form_fields(confirm.text)
+    done = b.post(
+        form_action(confirm.text), data={**fields, "action": "logout"}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    assert done.headers["location"].startswith("http://testserver/card")
+    assert b.get("/card/code").status_code == 401  # the grant went with the session
+    again = b.get("/card", follow_redirects=False)
+    assert again.headers["location"].startswith("/oauth2/authorize?")

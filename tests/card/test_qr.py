@@ -11,7 +11,8 @@ import qrcode
 from PIL import Image
 from qrcode.util import MODE_8BIT_BYTE, MODE_ALPHA_NUM, QRData
 
-from onecard.card.qr import qr_code, render_png, render_svg
+from onecard.card.qr import qr_code, read_code, render_png, render_svg
+from onecard.core.errors import InvalidInput
 from tests.card.qr_support import token
 
 
@@ -63,3 +64,54 @@ def test_module_size_is_bounded(runtime) -> None:
     for pixels in (0, 65):
         with pytest.raises(ValueError, match="1 to 64"):
             render_png(token(runtime), module_pixels=pixels)
+
+
+def test_a_code_is_read_back_from_its_png_and_from_a_jpeg_photo(runtime) -> None:  # type: ignore[no-untyped-def]
+    text = token(runtime)
+    assert read_code(render_png(text)) == text
+    photo = io.BytesIO()
+    # A photo: grey, larger, lossy, the code off-centre.
+    canvas = Image.new("L", (900, 700), 180)
+    canvas.paste(Image.open(io.BytesIO(render_png(text, module_pixels=6))), (120, 90))
+    canvas.save(photo, format="JPEG", quality=70)
+    assert read_code(photo.getvalue()) == text
+
+
+@pytest.mark.parametrize(
+    ("image", "code"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 32, "image_unreadable"),
+        (b"not an image", "image_unreadable"),
+        (b"\0" * (10 * 1024 * 1024 + 1), "image_too_large"),
+    ],
+)
+def test_unreadable_and_oversized_images_are_refused(image: bytes, code: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        read_code(image)
+    assert refused.value.code == code
+
+
+def test_a_decompression_bomb_is_refused_from_its_header() -> None:
+    bomb = io.BytesIO()
+    Image.new("1", (8000, 8000), 1).save(bomb, format="PNG")  # 64 Mpx in a few kB
+    assert len(bomb.getvalue()) < 100_000
+    with pytest.raises(InvalidInput) as refused:
+        read_code(bomb.getvalue())
+    assert refused.value.code == "image_too_large"
+
+
+def test_an_image_without_a_card_code_or_with_two_is_refused(runtime) -> None:  # type: ignore[no-untyped-def]
+    blank = io.BytesIO()
+    Image.new("L", (200, 200), 255).save(blank, format="PNG")
+    with pytest.raises(InvalidInput) as refused:
+        read_code(blank.getvalue())
+    assert refused.value.code == "image_without_code"
+    first, second = (Image.open(io.BytesIO(render_png(token(runtime)))) for _ in range(2))
+    both = Image.new("L", (first.width + second.width + 40, first.height), 255)
+    both.paste(first, (0, 0))
+    both.paste(second, (first.width + 40, 0))
+    two = io.BytesIO()
+    both.save(two, format="PNG")
+    with pytest.raises(InvalidInput) as refused:
+        read_code(two.getvalue())
+    assert refused.value.code == "image_many_codes"

@@ -25,6 +25,7 @@ from onecard.api.portal import (
     error_page,
     finish_sign_in,
     locale_of,
+    logout_url,
     page_csrf_ok,
     page_csrf_token,
     page_principal,
@@ -39,8 +40,6 @@ from onecard.card.purpose import Purpose
 from onecard.card.token import MAX_LIFETIME
 from onecard.core import clock
 from onecard.core.errors import OnecardError
-from onecard.identity.oidc.discovery import END_SESSION_PATH
-from onecard.identity.oidc.first_party import PORTAL_CLIENT_ID
 
 router = APIRouter(include_in_schema=False)
 _REFRESH_BEFORE_SECONDS = 10  # a new code this long before the shown one expires
@@ -80,8 +79,6 @@ def _page(runtime: Runtime, request: Request, purpose: Purpose) -> Response:
     code = None
     if card is not None and card.status == CardStatus.ACTIVE:
         code = _code_view(runtime, principal, purpose)
-    logout = f"{END_SESSION_PATH}?client_id={PORTAL_CLIENT_ID}"
-    logout += f"&post_logout_redirect_uri={runtime.provider.issuer}{CARD_PAGE.path}"
     return render(
         "card.html",
         locale=locale_of(request),
@@ -95,7 +92,7 @@ def _page(runtime: Runtime, request: Request, purpose: Purpose) -> Response:
         links=linked,
         verifications=recent.items,
         csrf_token=page_csrf_token(runtime, request, CARD_PAGE),
-        logout_url=logout,
+        logout_url=logout_url(runtime, CARD_PAGE),
     )
 
 

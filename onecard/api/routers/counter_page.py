@@ -31,6 +31,7 @@ from onecard.api.portal import (
     error_page,
     finish_sign_in,
     locale_of,
+    logout_url,
     page_csrf_ok,
     page_csrf_token,
     page_principal,
@@ -43,8 +44,6 @@ from onecard.card.online import Disclosure
 from onecard.card.token import MAX_TOKEN_LENGTH, InvalidCard
 from onecard.core.errors import InvalidInput
 from onecard.identity.models import StaffRoleName
-from onecard.identity.oidc.discovery import END_SESSION_PATH
-from onecard.identity.oidc.first_party import PORTAL_CLIENT_ID
 
 router = APIRouter(include_in_schema=False)
 TERMINAL_COOKIE = "oc_counter_terminal"
@@ -86,7 +85,6 @@ def _page(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    logout = f"{END_SESSION_PATH}?client_id={PORTAL_CLIENT_ID}"
     return render(
         "counter.html",
         locale=locale_of(request),
@@ -96,7 +94,7 @@ def _page(
         outcome=outcome,
         error=error,
         csrf_token=page_csrf_token(runtime, request, COUNTER_PAGE),
-        logout_url=logout,
+        logout_url=logout_url(runtime, COUNTER_PAGE),
         max_length=MAX_TOKEN_LENGTH,
     )
 
