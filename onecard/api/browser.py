@@ -53,4 +53,10 @@ def csrf_ok(runtime: Runtime, binding: str | None, form: Mapping[str, Any]) -> b
     token = form.get("csrf_token")
     if not binding or not isinstance(token, str):
         return False
-    return hmac.compare_digest(csrf_token(runtime, binding), token)
+    return same_text(csrf_token(runtime, binding), token)
+
+
+def same_text(expected: str, given: str) -> bool:
+    """Constant-time equality of two texts. On ``str``, ``hmac.compare_digest`` raises for
+    non-ASCII input, which a forged form or query may well hold: compare UTF-8 bytes."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))

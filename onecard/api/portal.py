@@ -16,7 +16,6 @@ second factor (step-up). Its forms carry a CSRF token derived from the page's se
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import secrets
 import uuid
@@ -29,7 +28,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from onecard.api.browser import csrf_token, delete_cookie, set_cookie
+from onecard.api.browser import csrf_token, delete_cookie, same_text, set_cookie
 from onecard.api.deps import Principal, grant_principal
 from onecard.api.pages import negotiate_locale, render
 from onecard.api.runtime import Runtime
@@ -144,7 +143,7 @@ def page_csrf_ok(runtime: Runtime, request: Request, page: PortalPage, token: ob
     cookie = request.cookies.get(page.session_cookie)
     if not cookie or not isinstance(token, str):
         return False
-    return hmac.compare_digest(page_csrf_token(runtime, request, page), token)
+    return same_text(page_csrf_token(runtime, request, page), token)
 
 
 # -- signing in ---------------------------------------------------------------------------
@@ -242,7 +241,7 @@ def _signed_in(runtime: Runtime, request: Request, page: PortalPage) -> Response
     query = request.query_params
     state = query.get("state")
     fresh = clock.now().timestamp() - float(pending.get("at", 0)) < _SIGN_IN_SECONDS
-    if not (fresh and state and hmac.compare_digest(str(pending.get("state")), state)):
+    if not (fresh and state and same_text(str(pending.get("state")), state)):
         # Not this browser's sign-in, or an old one. No automatic retry: a browser refusing
         # cookies would go round the flow forever.
         return error_page(

@@ -516,3 +516,23 @@ def test_signing_out_from_the_card_page_ends_the_session_and_closes_the_page(  #
     assert b.get("/card/code").status_code == 401  # the grant went with the session
     again = b.get("/card", follow_redirects=False)
     assert again.headers["location"].startswith("/oauth2/authorize?")
+
+
+def test_non_ascii_csrf_tokens_and_states_are_refused_not_crashed(runtime, browser) -> None:  # type: ignore[no-untyped-def]
+    account = _card_holder(runtime)
+    b = browser()
+    _walk(b, "/card", account.login)
+    assert b.post("/card/report-lost", data={"csrf_token": "令牌é"}).status_code == 403
+    # The sign-in pages' own forms, and the callback's state, take the same care.
+    assert (
+        b.post("/oauth2/authorize/login", data={"csrf_token": "令牌", "txn": "x"}).status_code
+        == 403
+    )
+    b.get("/card/code")  # still signed in
+    fresh = browser()
+    fresh.get("/card", follow_redirects=False)
+    answer = fresh.get(
+        "/card/callback", params={"state": "状态", "code": "x", "iss": "http://testserver"}
+    )
+    assert answer.status_code == 400
+    assert "sign_in_expired" in answer.text
