@@ -47,7 +47,8 @@ from onecard.core.settings import get_settings
 from onecard.identity.models import AssuranceLevel
 from tests import factories
 from tests.ca import csr_factory
-from tests.interop.ca_server import OcspResponderThread, free_port, running_ocsp_responder
+from tests.interop.ca_server import OcspResponderThread, running_ocsp_responder
+from tests.interop.live_server import free_port
 
 OCSP_HEADERS = {"Content-Type": "application/ocsp-request"}
 # Those of onecard.api.ocsp_lane, and a Date.

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from onecard.api import server
+from tests.interop.live_server import free_port
 
 
 async def pid_app(scope, receive, send) -> None:  # a minimal ASGI application
@@ -27,12 +28,6 @@ def _serve(port: int) -> None:
         server.uvicorn_worker, app="tests.api.test_server:pid_app", options={"log_level": "error"}
     )
     server.run(worker, host="127.0.0.1", port=port, workers=2)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _ready(port: int) -> bool:
@@ -50,7 +45,7 @@ def _pid(connection: http.client.HTTPConnection) -> str:
 
 @pytest.mark.slow
 def test_connections_spread_over_workers_and_all_stop_on_sigterm() -> None:
-    port = _free_port()
+    port = free_port()
     supervisor = multiprocessing.get_context("spawn").Process(target=_serve, args=(port,))
     supervisor.start()
     try:
@@ -81,7 +76,7 @@ def test_connections_spread_over_workers_and_all_stop_on_sigterm() -> None:
 
 
 def test_a_lone_server_does_not_share_its_port() -> None:
-    port = _free_port()
+    port = free_port()
     with server.bind("127.0.0.1", port, share=False) as lone:
         lone.listen()
         with pytest.raises(OSError, match="in use"):

@@ -16,10 +16,8 @@ Nothing here judges the CA's outputs: the tools in the test modules do.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import secrets
-import socket
 import subprocess
 import threading
 import time
@@ -31,17 +29,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 import requests
-import uvicorn
 import uvloop
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
-from pydantic import SecretStr
 from sqlmodel import select
 
 from onecard.api import ocsp_server, server
-from onecard.api.main import create_app
 from onecard.api.runtime import Runtime
 from onecard.ca import dns, issuance, revocation
 from onecard.ca.csr import check_csr
@@ -51,10 +46,10 @@ from onecard.ca.ocsp import OcspResponder
 from onecard.ca.profiles import get_profile
 from onecard.core.audit import Actor
 from onecard.core.jobs import JobContext, run_due
-from onecard.core.settings import Settings
 from onecard.identity.enterprises import NewEnterprise, register_enterprise
 from onecard.identity.models import AssuranceLevel
-from tests.factories import credit_code, fresh_runtime, person
+from tests.factories import credit_code, person
+from tests.interop.live_server import live_onecard
 
 if TYPE_CHECKING:
     from tests.conftest import DatabaseFactory
@@ -70,12 +65,6 @@ AUTHORITY_OF_PROFILE = {
 }
 DNS_DOMAIN = "gov.example"
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def new_key(kind: str) -> PrivateKey:
@@ -291,41 +280,14 @@ def running_ca_server(
     name: str = "ca",
 ) -> Iterator[CaServer]:
     """A uvicorn server on 127.0.0.1 with its own database and a fresh CA hierarchy."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    workdir = tmp_path_factory.mktemp(name)
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        data_dir=workdir / "var",
-        database_url="",
-        master_key=SecretStr(base64.urlsafe_b64encode(master_key).decode()),
-        public_url=base,
-        password_hash_memory_kib=1024,
-        password_hash_time_cost=1,
-    )
-    database = database_factory()
-    runtime = fresh_runtime(settings.model_copy(update={"database_url": database.url}), database)
-    with runtime.database.session() as session:
-        ensure_hierarchy(session, runtime.ca, Actor.system())
-        dns.allow(session, f"*.{DNS_DOMAIN}", actor=Actor.system())
-    config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            if not thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("uvicorn did not start within 10 s")
-        yield CaServer(base, runtime, workdir)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        runtime.close()  # give the connections back: PostgreSQL allows only so many
+
+    def prepare(runtime: Runtime) -> None:
+        with runtime.database.session() as session:
+            ensure_hierarchy(session, runtime.ca, Actor.system())
+            dns.allow(session, f"*.{DNS_DOMAIN}", actor=Actor.system())
+
+    with live_onecard(database_factory, master_key, tmp_path_factory, name, prepare) as live:
+        yield CaServer(live.base, live.runtime, live.workdir)
 
 
 @dataclass(frozen=True)

@@ -6,69 +6,34 @@ at_hash). Only the citizen's browser steps (the HTML forms) are ours.
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
-import socket
-import threading
-import time
 from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-import uvicorn
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from authlib.oidc.core import CodeIDToken
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey, KeySet
-from pydantic import SecretStr
 
-from onecard.api.main import create_app
 from onecard.core.audit import Actor
-from onecard.core.settings import Settings
 from onecard.identity.credentials import set_password
-from tests.factories import fresh_runtime, person
+from tests.factories import person
+from tests.interop.live_server import live_onecard
 from tests.oidc_flow import make_portal
 
 PASSWORD = "correct horse battery"
 REDIRECT = "https://portal.example.gov.cn/callback"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(database_factory, master_key, tmp_path_factory):  # type: ignore[no-untyped-def]
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        _env_file=None,
-        data_dir=tmp_path_factory.mktemp("interop"),
-        database_url="",
-        master_key=SecretStr(base64.urlsafe_b64encode(master_key).decode()),
-        public_url=base,
-        password_hash_memory_kib=1024,
-        password_hash_time_cost=1,
-    )
-    database = database_factory()
-    runtime = fresh_runtime(settings.model_copy(update={"database_url": database.url}), database)
-    config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if uv.started:
-            break
-        time.sleep(0.05)
-    yield base, runtime
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with live_onecard(database_factory, master_key, tmp_path_factory, "interop") as live:
+        yield live.base, live.runtime
 
 
 @pytest.fixture

@@ -13,35 +13,29 @@ them the tests are skipped, except under CI, where that is a failure.
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pyotp
 import pytest
-import uvicorn
 import zxingcpp
 from PIL import Image
-from pydantic import SecretStr
 
-from onecard.api.main import create_app
 from onecard.api.routers.cards import card_code
 from onecard.card import cards
 from onecard.card.purpose import Purpose
 from onecard.card.terminals import TerminalSpec, create_terminal
 from onecard.core.audit import Actor
-from onecard.core.settings import Settings
 from onecard.identity import credentials
 from onecard.identity.credentials import set_password
 from onecard.identity.models import AssuranceLevel, Person, StaffRoleName
 from onecard.identity.staff import grant_role
-from tests.factories import fresh_runtime, identity_number, person
+from tests.factories import identity_number, person
+from tests.interop.live_server import live_onecard
 
 PASSWORD = "correct horse battery"
 SPEED = 12  # how much faster the page's clock runs
@@ -70,38 +64,10 @@ _FAST_CLOCK = f"""
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(database_factory, master_key, tmp_path_factory):  # type: ignore[no-untyped-def]
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        _env_file=None,
-        data_dir=tmp_path_factory.mktemp("browser"),
-        database_url="",
-        master_key=SecretStr(base64.urlsafe_b64encode(master_key).decode()),
-        public_url=base,
-        password_hash_memory_kib=1024,
-        password_hash_time_cost=1,
-    )
-    database = database_factory()
-    runtime = fresh_runtime(settings.model_copy(update={"database_url": database.url}), database)
-    config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if uv.started:
-            break
-        time.sleep(0.05)
-    yield base, runtime
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with live_onecard(database_factory, master_key, tmp_path_factory, "browser") as live:
+        yield live.base, live.runtime
 
 
 @pytest.fixture

@@ -147,31 +147,27 @@ async def _form(request: Request) -> dict[str, str]:
     return {name: value for name, value in form.items() if isinstance(value, str)}
 
 
-@router.post(CARD_PAGE.path + "/get")
-async def get_card(request: Request, runtime: RuntimeDep) -> Response:
-    def act(session: Session, principal: Principal) -> None:
-        cards.issue_card(session, principal.require_person(), actor=principal.actor)
-
-    return await run_in_threadpool(_card_action, request, runtime, await _form(request), act)
+def _get_card(session: Session, principal: Principal) -> None:
+    cards.issue_card(session, principal.require_person(), actor=principal.actor)
 
 
-@router.post(CARD_PAGE.path + "/report-lost")
-async def report_lost(request: Request, runtime: RuntimeDep) -> Response:
+def _change_own_card(change: Callable[..., object], reason: str) -> CardAct:
     def act(session: Session, principal: Principal) -> None:
         card = cards.card_of_person(session, principal.require_person())
         if card is not None:
-            reason = "reported lost on the card page"
-            cards.report_lost(session, card.id, actor=principal.actor, reason=reason)
+            change(session, card.id, actor=principal.actor, reason=reason)
 
-    return await run_in_threadpool(_card_action, request, runtime, await _form(request), act)
+    return act
 
 
-@router.post(CARD_PAGE.path + "/reissue")
-async def reissue(request: Request, runtime: RuntimeDep) -> Response:
-    def act(session: Session, principal: Principal) -> None:
-        card = cards.card_of_person(session, principal.require_person())
-        if card is not None:
-            reason = "replaced on the card page"
-            cards.reissue(session, card.id, actor=principal.actor, reason=reason)
+def _form_route(path: str, act: CardAct) -> None:
+    async def endpoint(request: Request, runtime: RuntimeDep) -> Response:
+        form = await _form(request)
+        return await run_in_threadpool(_card_action, request, runtime, form, act)
 
-    return await run_in_threadpool(_card_action, request, runtime, await _form(request), act)
+    router.add_api_route(CARD_PAGE.path + path, endpoint, methods=["POST"])
+
+
+_form_route("/get", _get_card)
+_form_route("/report-lost", _change_own_card(cards.report_lost, "reported lost on the card page"))
+_form_route("/reissue", _change_own_card(cards.reissue, "replaced on the card page"))
