@@ -16,7 +16,6 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from onecard.card.base45 import (
     Base45ValueOutOfRange,
@@ -28,7 +27,7 @@ from onecard.card.base45 import (
 from onecard.card.purpose import Purpose
 from onecard.card.token import CardClaims, parse_token, sig_structure
 from onecard.card.trustlist import TRUST_LIST_TYP, TrustList
-from onecard.card.verify import InvalidCard, InvalidCardReason, OfflineVerifier
+from onecard.card.verify import InvalidCard, InvalidCardReason, OfflineVerifier, der_signature
 from onecard.core.jose import LocalSigner, b64url_decode, public_jwk, sign_compact, thumbprint
 from tests.card.qr_support import qr_text
 
@@ -91,9 +90,7 @@ def _verify_es256(public_key: ec.EllipticCurvePublicKey, parts: dict[str, Any]) 
     """The signature check of :meth:`OfflineVerifier.verify`: raw r || s (RFC 9053 §2.1) over
     our Sig_structure (RFC 9052 §4.4). It raises InvalidSignature when it fails."""
     signature = parts["signature"]
-    der = encode_dss_signature(
-        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-    )
+    der = der_signature(signature)  # what OfflineVerifier.verify hands to cryptography
     public_key.verify(der, sig_structure(parts["protected"], parts["payload"]), _ES256)
 
 

@@ -415,3 +415,22 @@ def test_the_verifier_needs_neither_server_nor_database() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@given(
+    st.one_of(
+        st.binary(min_size=32, max_size=32),
+        st.sampled_from([b"\0" * 32, b"\0" * 31 + b"\1", b"\x80" + b"\0" * 31, b"\xff" * 32]),
+    ),
+    st.one_of(
+        st.binary(min_size=32, max_size=32),
+        st.sampled_from([b"\0" * 32, b"\0" * 16 + b"\x80" + b"\0" * 15, b"\x7f" + b"\xff" * 31]),
+    ),
+)
+def test_the_der_signature_is_what_cryptography_encodes(r: bytes, s: bytes) -> None:
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    from onecard.card.verify import der_signature
+
+    expected = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+    assert der_signature(r + s) == expected
