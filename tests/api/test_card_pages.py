@@ -536,3 +536,14 @@ def test_non_ascii_csrf_tokens_and_states_are_refused_not_crashed(runtime, brows
     )
     assert answer.status_code == 400
     assert "sign_in_expired" in answer.text
+
+
+def test_the_counter_reads_no_upload_before_knowing_the_officer(runtime, browser) -> None:  # type: ignore[no-untyped-def]
+    stranger = browser()
+    answer = stranger.post(
+        "/counter",
+        files={"photo": ("big.png", b"\0" * (11 * 1024 * 1024), "image/png")},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303  # sent to sign in, body unread
+    assert answer.headers["location"].startswith("/oauth2/authorize?")

@@ -142,6 +142,10 @@ async def _read_body(request: Request) -> bool:
 
 @router.post(COUNTER_PAGE.path)
 async def counter_verify(request: Request, runtime: RuntimeDep) -> Response:
+    # Who is asking first: nobody but a signed-in card officer gets a 10 MB upload read.
+    admitted = await run_in_threadpool(_admit, runtime, request)
+    if isinstance(admitted, Response):
+        return admitted
     if not await _read_body(request):
         return error_page(request, "image_too_large", "the photo is larger than 10 MB", 413)
     try:
@@ -152,15 +156,18 @@ async def counter_verify(request: Request, runtime: RuntimeDep) -> Response:
     photo = form.get("photo")
     image = await photo.read() if isinstance(photo, UploadFile) else b""
     await form.close()
-    return await run_in_threadpool(_verify, request, runtime, fields, image)
+    return await run_in_threadpool(_verify, request, runtime, admitted, fields, image)
 
 
-def _verify(request: Request, runtime: Runtime, fields: dict[str, str], image: bytes) -> Response:
+def _verify(
+    request: Request,
+    runtime: Runtime,
+    officer: Principal,
+    fields: dict[str, str],
+    image: bytes,
+) -> Response:
     if not page_csrf_ok(runtime, request, COUNTER_PAGE, fields.get("csrf_token")):
         return error_page(request, "csrf", "the page has expired; open it again", 403)
-    admitted = _admit(runtime, request)
-    if isinstance(admitted, Response):
-        return admitted
     chosen = fields.get("terminal", "")
     try:
         terminal = _chosen_terminal(runtime, chosen)
@@ -170,7 +177,7 @@ def _verify(request: Request, runtime: Runtime, fields: dict[str, str], image: b
     try:
         with runtime.database.read_session() as session:
             checked = runtime.cards.check(session, text, terminal)
-        disclosure = runtime.verifications.submit((checked, terminal, admitted.actor))
+        disclosure = runtime.verifications.submit((checked, terminal, officer.actor))
         outcome = Outcome(terminal, disclosure=disclosure)
     except InvalidCard as exc:
         outcome = Outcome(terminal, refused=str(exc.reason))
