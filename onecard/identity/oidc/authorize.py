@@ -27,7 +27,6 @@ from onecard.identity.oidc import errors
 from onecard.identity.oidc.claims import ALL_SCOPES, ClaimsRequest, released_claims
 from onecard.identity.oidc.consent import consent_of, covers
 from onecard.identity.oidc.errors import InvalidRedirect, OAuthError
-from onecard.identity.oidc.first_party import PORTAL_CLIENT_ID
 from onecard.identity.oidc.interaction import Interaction
 from onecard.identity.oidc.models import (
     AuthorizationCode,
@@ -324,8 +323,8 @@ def _next_step(
         return Decision(Step.TOTP, step_up=True)
     if "enterprise" in request.scopes and not interaction.enterprise_chosen:
         return Decision(Step.ENTERPRISE)
-    if client.client_id == PORTAL_CLIENT_ID:
-        return Decision(Step.ISSUE)  # onecard's own pages: the citizen is at onecard itself
+    if not client.consent_required:
+        return Decision(Step.ISSUE)
     claims = requested_claims(client, request)
     consent = consent_of(session, person.id, client)
     wants_consent = "consent" in request.prompt and not interaction.consented

@@ -7,9 +7,10 @@ access token for onecard's own APIs without a browser; it is a grant of the buil
 onecard's own pages (the citizen's card, the counter) sign citizens and staff in as the
 built-in public client ``onecard-portal``: the authorization code flow with PKCE through the
 same authorization endpoint as every portal (password, second factor, step-up, throttling),
-but without a consent screen, since the citizen is at onecard itself. The page keeps the
-resulting grant; :func:`live_portal_grant` re-checks it on every request, so ending the
-sign-in session (logout, or staff ending it) closes the pages at once, on every worker.
+but without a consent screen (``consent_required`` false), since the citizen is at onecard
+itself. The page keeps the resulting grant; :func:`live_portal_grant` re-checks it on every
+request, so ending the sign-in session (logout, or staff ending it) closes the pages at once,
+on every worker.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def ensure_portal_client(
             auth_method=ClientAuthMethod.NONE,
             grant_types=[GrantType.AUTHORIZATION_CODE],
             scopes=list(PORTAL_SCOPES),
+            consent_required=False,
         )
     elif (
         client.redirect_uris == redirect_uris

@@ -90,6 +90,9 @@ class Client(SQLModel, table=True):
     min_level: int = 1
     # Only a client an administrator explicitly allowed may receive the full identity number.
     full_identity_number: bool = False
+    # False only for onecard's own pages (``onecard-portal``): the citizen is at onecard itself,
+    # so there is nobody else to consent to. Not settable through the client API.
+    consent_required: bool = True
     status: str = Field(default=ClientStatus.ACTIVE, max_length=16)
     created_at: datetime = _now()
     updated_at: datetime = _now()
