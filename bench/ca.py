@@ -1341,9 +1341,10 @@ def _ms(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def print_issue(row: Row, backend: str) -> bool:
-    print("\n### Certificates issued over HTTP: POST /v1/me/certificates, citizen-auth, P-256\n")
-    print("| server | back end | workers | certificates/s | p50 ms | p99 ms | errors |")
+def print_http(title: str, unit: str, row: Row, backend: str) -> bool:
+    """One HTTP measurement as a Markdown table with its notes; whether it ran clean."""
+    print(f"\n### {title}\n")
+    print(f"| server | back end | workers | {unit}/s | p50 ms | p99 ms | errors |")
     print("|---|---|---|---|---|---|---|")
     print(
         f"| {row.server} | {backend} | {row.workers} | {_rate(row.rate)} | {_ms(row.p50_ms)} "
@@ -1351,9 +1352,15 @@ def print_issue(row: Row, backend: str) -> bool:
     )
     for note in row.notes:
         print(f"\n{note}")
+    return _clean(row)
+
+
+def print_issue(row: Row, backend: str) -> bool:
+    title = "Certificates issued over HTTP: POST /v1/me/certificates, citizen-auth, P-256"
+    clean = print_http(title, "certificates", row, backend)
     verdict = "met" if row.rate >= ISSUE_GOAL else "MISSED"
     print(f"\ngoal >= {ISSUE_GOAL:g} certificates/s: {verdict} ({_rate(row.rate)})")
-    return _clean(row)
+    return clean
 
 
 def print_ocsp(rows: list[Row], notes: list[str], backend: str) -> bool:

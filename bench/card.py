@@ -45,11 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.ca import (
     Load,
     Row,
-    _clean,
-    _ms,
     _row,
     citizens_with_tokens,
     prepared_onecard,
+    print_http,
     wrk_load,
     wrk_version,
 )
@@ -283,19 +282,6 @@ def measure_online(server: Any, load: Load, pool: int) -> Row:
         f"{recorded:,} verifications recorded for {int(report['ok_total']):,} answers 200"
     )
     return row
-
-
-def print_http(title: str, unit: str, row: Row, backend: str) -> bool:
-    print(f"\n### {title}\n")
-    print(f"| server | back end | workers | {unit}/s | p50 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|---|")
-    print(
-        f"| {row.server} | {backend} | {row.workers} | {_rate(row.rate)} | {_ms(row.p50_ms)} "
-        f"| {_ms(row.p99_ms)} | {row.failures} |"
-    )
-    for note in row.notes:
-        print(f"\n{note}")
-    return _clean(row)
 
 
 # -- main -----------------------------------------------------------------------------------

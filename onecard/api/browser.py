@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
 from typing import Any
 
 from starlette.responses import Response
@@ -49,8 +48,8 @@ def csrf_token(runtime: Runtime, binding: str) -> str:
     return hmac.new(key, binding.encode(), hashlib.sha256).hexdigest()
 
 
-def csrf_ok(runtime: Runtime, binding: str | None, form: Mapping[str, Any]) -> bool:
-    token = form.get("csrf_token")
+def csrf_ok(runtime: Runtime, binding: str | None, token: object) -> bool:
+    """Whether ``token`` (a form's ``csrf_token``) belongs to the secret ``binding``."""
     if not binding or not isinstance(token, str):
         return False
     return same_text(csrf_token(runtime, binding), token)

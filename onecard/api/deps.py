@@ -108,29 +108,37 @@ def _resolve_in(session: Session, runtime: Runtime, token: str) -> Principal:
     jti = str(info.claims["jti"])
     if info.person_id is None:
         return Principal(jti, "client", None, 0, frozenset(), info.scopes, info.client_id)
-    standing = person_standing(session, info.person_id)
-    if standing is None or standing.status != SubjectStatus.ACTIVE:
-        raise Unauthenticated("the account is not active", code="invalid_token")
-    level = min(standing.level, _level_of(info.claims))
-    return Principal(
-        jti, "person", info.person_id, level, standing.roles, info.scopes, info.client_id
+    principal = _person(
+        session, jti, info.person_id, _level_of(info.claims), info.scopes, info.client_id
     )
+    if principal is None:
+        raise Unauthenticated("the account is not active", code="invalid_token")
+    return principal
+
+
+def _person(
+    session: Session,
+    token_id: str,
+    person_id: uuid.UUID,
+    level: int,
+    scopes: frozenset[str],
+    client_id: str | None,
+) -> Principal | None:
+    """The person as the database has them now (status, level, roles), at no more than the
+    ``level`` their sign-in reached; ``None`` when the account is not active."""
+    standing = person_standing(session, person_id)
+    if standing is None or standing.status != SubjectStatus.ACTIVE:
+        return None
+    level = min(standing.level, level)
+    return Principal(token_id, "person", person_id, level, standing.roles, scopes, client_id)
 
 
 def grant_principal(session: Session, grant: Grant) -> Principal | None:
     """The person of a live grant of onecard's own pages (:mod:`onecard.api.portal`), as a
     token of that grant would make them; ``None`` when the account is no longer active."""
-    standing = person_standing(session, grant.person_id)
-    if standing is None or standing.status != SubjectStatus.ACTIVE:
-        return None
-    return Principal(
-        f"grant:{grant.id}",
-        "person",
-        grant.person_id,
-        min(standing.level, grant.level),
-        standing.roles,
-        frozenset(grant.scope.split()),
-        PORTAL_CLIENT_ID,
+    scopes = frozenset(grant.scope.split())
+    return _person(
+        session, f"grant:{grant.id}", grant.person_id, grant.level, scopes, PORTAL_CLIENT_ID
     )
 
 

@@ -28,7 +28,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from onecard.api.browser import csrf_token, delete_cookie, same_text, set_cookie
+from onecard.api.browser import csrf_ok, csrf_token, delete_cookie, same_text, set_cookie
 from onecard.api.deps import Principal, grant_principal
 from onecard.api.pages import negotiate_locale, render
 from onecard.api.runtime import Runtime
@@ -134,16 +134,18 @@ def page_principal(
     return principal
 
 
+def _csrf_binding(request: Request, page: PortalPage) -> str | None:
+    cookie = request.cookies.get(page.session_cookie)
+    return f"{page.name}:{cookie}" if cookie else None
+
+
 def page_csrf_token(runtime: Runtime, request: Request, page: PortalPage) -> str:
     """The CSRF token of ``page``'s forms, bound to its session cookie."""
-    return csrf_token(runtime, f"{page.name}:{request.cookies.get(page.session_cookie, '')}")
+    return csrf_token(runtime, _csrf_binding(request, page) or f"{page.name}:")
 
 
 def page_csrf_ok(runtime: Runtime, request: Request, page: PortalPage, token: object) -> bool:
-    cookie = request.cookies.get(page.session_cookie)
-    if not cookie or not isinstance(token, str):
-        return False
-    return same_text(page_csrf_token(runtime, request, page), token)
+    return csrf_ok(runtime, _csrf_binding(request, page), token)
 
 
 # -- signing in ---------------------------------------------------------------------------

@@ -32,14 +32,15 @@ from onecard.api.portal import (
     start_sign_in,
 )
 from onecard.api.problems import problem, status_of
-from onecard.api.routers.cards import card_code
+from onecard.api.routers.cards import card_of, sign_code
 from onecard.api.runtime import Runtime
 from onecard.card import cards, links, qr, terminals
-from onecard.card.models import CardStatus
+from onecard.card.models import Card, CardStatus
 from onecard.card.purpose import Purpose
-from onecard.card.token import MAX_LIFETIME
+from onecard.card.token import CARD_ALG, CARD_KEY_PURPOSE, MAX_LIFETIME
 from onecard.core import clock
 from onecard.core.errors import OnecardError
+from onecard.core.jose import Signer
 
 router = APIRouter(include_in_schema=False)
 _REFRESH_BEFORE_SECONDS = 10  # a new code this long before the shown one expires
@@ -48,9 +49,9 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 PurposeQuery = Annotated[Purpose, Query()]
 
 
-def _code_view(runtime: Runtime, principal: Principal, purpose: Purpose) -> dict[str, object]:
+def _code_view(runtime: Runtime, signer: Signer, card: Card, purpose: Purpose) -> dict[str, object]:
     now = clock.now()
-    code = card_code(runtime, principal.require_person(), purpose, now=now)
+    code = sign_code(runtime, signer, card, purpose, now)
     svg = base64.b64encode(qr.render_svg(code.token)).decode()
     return {
         "token": code.token,
@@ -68,17 +69,20 @@ def _signed_in(runtime: Runtime, request: Request) -> Principal | None:
 
 
 def _page(runtime: Runtime, request: Request, purpose: Purpose) -> Response:
-    principal = _signed_in(runtime, request)
+    # One read for the whole page; the code is signed once it is over.
+    with runtime.database.read_session() as session:
+        principal = page_principal(runtime, session, request, CARD_PAGE)
+        if principal is not None:
+            person_id = principal.require_person()
+            card = cards.card_of_person(session, person_id)
+            linked = links.links_of(session, person_id)
+            recent = terminals.verifications_of(session, person_id, limit=_RECENT_VERIFICATIONS)
+            signer = runtime.keyring.signer(session, CARD_KEY_PURPOSE, CARD_ALG)
     if principal is None:
         return start_sign_in(runtime, request, CARD_PAGE)
-    person_id = principal.require_person()
-    with runtime.database.read_session() as session:
-        card = cards.card_of_person(session, person_id)
-        linked = links.links_of(session, person_id)
-        recent = terminals.verifications_of(session, person_id, limit=_RECENT_VERIFICATIONS)
     code = None
     if card is not None and card.status == CardStatus.ACTIVE:
-        code = _code_view(runtime, principal, purpose)
+        code = _code_view(runtime, signer, card, purpose)
     return render(
         "card.html",
         locale=locale_of(request),
@@ -113,11 +117,15 @@ def card_page_code(
     request: Request, runtime: RuntimeDep, purpose: PurposeQuery = Purpose.TRANSIT
 ) -> Response:
     """A new code for the page's script; 401 when the page must sign in again."""
-    principal = _signed_in(runtime, request)
+    with runtime.database.read_session() as session:
+        principal = page_principal(runtime, session, request, CARD_PAGE)
+        if principal is not None:
+            card = card_of(session, principal.require_person())
+            signer = runtime.keyring.signer(session, CARD_KEY_PURPOSE, CARD_ALG)
     if principal is None:
         response: Response = problem(401, "sign_in_required", "Sign in again")
     else:
-        response = JSONResponse(_code_view(runtime, principal, purpose))
+        response = JSONResponse(_code_view(runtime, signer, card, purpose))
     response.headers.update(_NO_STORE)
     return response
 

@@ -41,6 +41,7 @@ from onecard.card.token import CARD_ALG, CARD_KEY_PURPOSE, MAX_LIFETIME, Invalid
 from onecard.card.trustlist import trust_list_etag
 from onecard.core import clock
 from onecard.core.errors import InvalidInput, InvalidState, NotFound
+from onecard.core.jose import Signer
 from onecard.core.pagination import DEFAULT_LIMIT, check_limit
 from onecard.identity import persons
 from onecard.identity.models import StaffRoleName
@@ -57,11 +58,16 @@ _TRUST_LIST_SECONDS = 60  # how long terminals and proxies may keep it
 # -- the citizen's card -------------------------------------------------------------------
 
 
-def _own_card(session: Session, principal: Principal) -> Card:
-    card = cards.card_of_person(session, principal.require_person())
+def card_of(session: Session, person_id: uuid.UUID) -> Card:
+    """The person's open card; :class:`NotFound` when they have none."""
+    card = cards.card_of_person(session, person_id)
     if card is None:
         raise NotFound("you have no card yet", code="card_not_found")
     return card
+
+
+def _own_card(session: Session, principal: Principal) -> Card:
+    return card_of(session, principal.require_person())
 
 
 @router.post("/v1/cards/me", status_code=201, response_model=CardOut, summary="Get my card")
@@ -107,19 +113,12 @@ def reissue_own_card(body: CardReason, principal: CurrentPrincipal, runtime: Run
 # -- the live QR code ---------------------------------------------------------------------
 
 
-def card_code(
-    runtime: Runtime, person_id: uuid.UUID, purpose: Purpose, *, now: datetime | None = None
+def sign_code(
+    runtime: Runtime, signer: Signer, card: Card, purpose: Purpose, now: datetime
 ) -> CodeOut:
-    """A fresh QR code token for the person's active card (also the card page's), issued at
-    ``now`` (by default, the clock's time)."""
-    with runtime.database.read_session() as session:
-        card = cards.card_of_person(session, person_id)
-        if card is None:
-            raise NotFound("you have no card yet", code="card_not_found")
-        if card.status != CardStatus.ACTIVE:
-            raise InvalidState(f"the card is {card.status}", code="card_not_active")
-        signer = runtime.keyring.signer(session, CARD_KEY_PURPOSE, CARD_ALG)
-    now = now or clock.now()
+    """A fresh QR code token for ``card``, which must be active, issued at ``now``."""
+    if card.status != CardStatus.ACTIVE:
+        raise InvalidState(f"the card is {card.status}", code="card_not_active")
     token = issue_token(
         signer,
         issuer=runtime.provider.issuer,
@@ -129,6 +128,15 @@ def card_code(
     )
     expires_at = datetime.fromtimestamp(int(now.timestamp()), UTC) + MAX_LIFETIME
     return CodeOut(token=token, purpose=purpose, expires_at=expires_at)
+
+
+def card_code(runtime: Runtime, person_id: uuid.UUID, purpose: Purpose) -> CodeOut:
+    """A fresh QR code token for the person's active card. The signature is made after the
+    read session ends, so it holds nothing while signing."""
+    with runtime.database.read_session() as session:
+        card = card_of(session, person_id)
+        signer = runtime.keyring.signer(session, CARD_KEY_PURPOSE, CARD_ALG)
+    return sign_code(runtime, signer, card, purpose, clock.now())
 
 
 _NO_STORE = {"Cache-Control": "no-store"}

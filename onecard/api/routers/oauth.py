@@ -88,7 +88,7 @@ def openid_configuration(runtime: RuntimeDep) -> JSONResponse:
 
 
 def _csrf_ok(runtime: Runtime, request: Request, form: Mapping[str, Any]) -> bool:
-    return csrf_ok(runtime, request.cookies.get(CSRF_COOKIE), form)
+    return csrf_ok(runtime, request.cookies.get(CSRF_COOKIE), form.get("csrf_token"))
 
 
 def _set_cookie(runtime: Runtime, response: Response, name: str, value: str, **extra: Any) -> None:
